@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of airgap.uv.wheelhouse: argument spec and a call into WheelhouseBuilder."""
+
+from __future__ import annotations
+
+import re
+import traceback
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.basic import missing_required_lib
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+try:
+    from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
+    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvError, find_uv
+    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+        WheelhouseBuilder,
+        WheelhouseError,
+        WheelhouseOptions,
+    )
+    IMPORT_ERROR = None
+except ImportError:
+    IMPORT_ERROR = traceback.format_exc()
+
+display = Display()
+
+ARGUMENT_SPEC = dict(
+    project=dict(type="path", required=True),
+    dest=dict(type="path", required=True),
+    targets=dict(type="dict", required=True),
+    groups=dict(type="list", elements="str", default=[]),
+    only_groups=dict(type="list", elements="str", default=[]),
+    all_groups=dict(type="bool", default=False),
+    no_default_groups=dict(type="bool", default=False),
+    no_dev=dict(type="bool", default=False),
+    extras=dict(type="list", elements="str", default=[]),
+    all_extras=dict(type="bool", default=False),
+    package=dict(type="str"),
+    uv_version=dict(type="str"),
+    uv_executable=dict(type="path"),
+    cache_dir=dict(type="path"),
+    workers=dict(type="int", default=8),
+    retries=dict(type="int", default=3),
+    timeout=dict(type="int", default=60),
+    check_lock=dict(type="bool", default=True),
+    prune=dict(type="bool", default=True),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if IMPORT_ERROR:
+            missing = re.search(r"No module named '([^']+)'", IMPORT_ERROR)
+            raise AnsibleActionFail(missing_required_lib(missing.group(1) if missing else "packaging"),
+                                    result={"exception": IMPORT_ERROR})
+        selection = SelectionOptions(
+            groups=tuple(args["groups"]), only_groups=tuple(args["only_groups"]), all_groups=args["all_groups"],
+            no_default_groups=args["no_default_groups"], no_dev=args["no_dev"], extras=tuple(args["extras"]),
+            all_extras=args["all_extras"], package=args["package"],
+        )
+        options = dict(project=args["project"], dest=args["dest"], targets=args["targets"], selection=selection,
+                       uv_version=args["uv_version"], workers=args["workers"], retries=args["retries"],
+                       timeout=float(args["timeout"]), check_lock=args["check_lock"], prune=args["prune"])
+        if args["cache_dir"]:
+            options["cache_dir"] = args["cache_dir"]
+        try:
+            uv = find_uv(args["uv_executable"])
+            builder = WheelhouseBuilder(WheelhouseOptions(**options), uv=uv, check_mode=self._task.check_mode,
+                                        progress=self._progress)
+            outcome = builder.run()
+        except (WheelhouseError, UvError) as exc:
+            raise AnsibleActionFail(str(exc)) from None
+        result.update(changed=outcome.changed, dest=outcome.dest, hosts=outcome.hosts, targets=outcome.targets,
+                      files=outcome.files, bytes=outcome.bytes, downloaded=outcome.downloaded, reused=outcome.reused,
+                      built=outcome.built, requests=outcome.requests, uv_version=outcome.uv_version,
+                      lock_sha256=outcome.lock_sha256)
+        return result
+
+    def _progress(self, message):
+        # Counters like "[7/150] name": print about ten lines per run by default, all with -v.
+        match = re.match(r"\[(\d+)/(\d+)\]", message)
+        if match and display.verbosity < 1:
+            done, total = int(match.group(1)), int(match.group(2))
+            if done != total and done % max(1, total // 10):
+                return
+        display.display("airgap.uv.wheelhouse: %s" % message)

@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Content-addressed artifact store on the controller, filled by verified, parallel downloads.
+
+Every file is stored once under its sha256 and only ever appears there complete and
+verified: bytes stream into a temporary file in the same directory while being hashed, and
+the rename happens only after the digest matched. A lock that changed downloads only the
+files the store does not hold yet; a warm run opens no connection at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+from urllib.error import HTTPError, URLError
+
+from ansible.module_utils.urls import open_url
+
+_CHUNK = 1024 * 1024
+_RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DownloadError(Exception):
+    """A file could not be fetched or did not match its recorded hash."""
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """One artifact to have in the store."""
+
+    filename: str
+    sha256: str
+    url: Optional[str] = None
+    path: Optional[str] = None
+    label: str = ""
+
+
+def redact_url(url: str) -> str:
+    """Drop userinfo from a URL so credentials never reach a message or a log."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return scheme + sep + netloc + slash + tail
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Files keyed by sha256 under ``root/sha256/ab/abcdef...``."""
+
+    def __init__(self, root: str, workers: int = 8, retries: int = 3, timeout: float = 60.0,
+                 backoff: float = 0.5, progress: Optional[Callable[[str], None]] = None) -> None:
+        self.root = root
+        self.workers = max(1, workers)
+        self.retries = max(0, retries)
+        self.timeout = timeout
+        self.backoff = backoff
+        self._progress = progress
+        self._lock = threading.Lock()
+        self.requests_made = 0
+
+    def path_for(self, sha256: str) -> str:
+        return os.path.join(self.root, "sha256", sha256[:2], sha256)
+
+    def has(self, sha256: str) -> bool:
+        return os.path.isfile(self.path_for(sha256))
+
+    def add_file(self, source: str, sha256: Optional[str] = None) -> str:
+        """Put a local file into the store (verifying it when a hash is expected); return its hash."""
+        actual = file_sha256(source)
+        if sha256 and actual != sha256:
+            raise DownloadError("%s has sha256 %s but %s was expected; the file changed after locking, "
+                                "re-run 'uv lock' or restore the file." % (source, actual, sha256))
+        final = self.path_for(actual)
+        if not os.path.isfile(final):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".incoming-")
+            os.close(fd)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, final)
+            except BaseException:
+                _unlink(tmp)
+                raise
+        return actual
+
+    def ensure(self, requests: Iterable[FileRequest]) -> dict[str, str]:
+        """Make every requested file present; return {sha256: 'reused'|'downloaded'|'copied'}.
+
+        All downloads are attempted even when one fails, so a single run reports every
+        broken artifact; then the first failure is raised.
+        """
+        outcome: dict[str, str] = {}
+        pending: dict[str, FileRequest] = {}
+        for request in requests:
+            if request.sha256 in outcome or request.sha256 in pending:
+                continue
+            if self.has(request.sha256):
+                outcome[request.sha256] = "reused"
+            else:
+                pending[request.sha256] = request
+        if not pending:
+            return outcome
+        errors: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(pending))) as pool:
+            futures = {pool.submit(self._fetch, request): request for request in pending.values()}
+            done = 0
+            for future in as_completed(futures):
+                request = futures[future]
+                done += 1
+                try:
+                    outcome[request.sha256] = future.result()
+                    self._say("[%d/%d] %s" % (done, len(pending), request.filename))
+                except DownloadError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise DownloadError("; ".join(sorted(errors)))
+        return outcome
+
+    def _say(self, message: str) -> None:
+        if self._progress:
+            self._progress(message)
+
+    def _fetch(self, request: FileRequest) -> str:
+        if request.path:
+            if not os.path.isfile(request.path):
+                raise DownloadError("%s: local file %s does not exist; restore it or re-run 'uv lock'."
+                                    % (request.label or request.filename, request.path))
+            self.add_file(request.path, request.sha256)
+            return "copied"
+        if not request.url:
+            raise DownloadError("%s: the lock gives neither a URL nor a path." % (request.label or request.filename))
+        attempt = 0
+        while True:
+            try:
+                self._download(request)
+                return "downloaded"
+            except _Retryable as exc:
+                attempt += 1
+                if attempt > self.retries:
+                    raise DownloadError("%s: download of %s failed after %d attempts: %s"
+                                        % (request.label or request.filename, redact_url(request.url),
+                                           attempt, exc)) from None
+                time.sleep(self.backoff * (2 ** (attempt - 1)))
+
+    def _download(self, request: FileRequest) -> None:
+        final = self.path_for(request.sha256)
+        directory = os.path.dirname(final)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-")
+        digest = hashlib.sha256()
+        try:
+            with self._lock:
+                self.requests_made += 1
+            try:
+                # use_netrc lets private-index credentials come from the user's ~/.netrc.
+                response = open_url(request.url, timeout=self.timeout, use_netrc=True,
+                                    http_agent="airgap.uv")
+            except HTTPError as exc:
+                if exc.code in _RETRYABLE_HTTP:
+                    raise _Retryable("HTTP %d" % exc.code) from None
+                raise DownloadError("%s: %s answered HTTP %d; check the index and its credentials "
+                                    "(~/.netrc) or re-run 'uv lock'."
+                                    % (request.label or request.filename, redact_url(request.url), exc.code)) from None
+            except (URLError, OSError) as exc:
+                raise _Retryable(str(getattr(exc, "reason", exc))) from None
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    fd = -1
+                    while True:
+                        try:
+                            block = response.read(_CHUNK)
+                        except OSError as exc:
+                            raise _Retryable(str(exc)) from None
+                        if not block:
+                            break
+                        digest.update(block)
+                        out.write(block)
+            finally:
+                response.close()
+            actual = digest.hexdigest()
+            if actual != request.sha256:
+                raise DownloadError("%s: %s has sha256 %s but uv.lock records %s; the file was discarded. "
+                                    "The index serves different bytes than when the lock was made: "
+                                    "check the index or re-lock."
+                                    % (request.label or request.filename, redact_url(request.url),
+                                       actual, request.sha256))
+            os.replace(tmp, final)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            _unlink(tmp)
+            raise
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,672 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to the airgap.uv collection
+"""Read uv.lock (lock format version 1) into plain, typed objects.
+
+Controller-only code: it needs ``packaging`` and ``tomllib`` (Python 3.11+) or
+``tomli``. Both imports are guarded so that importing this module never fails;
+:func:`load_lock` raises :class:`LockError` when a library is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import traceback
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+try:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import canonicalize_name
+except ImportError:  # pragma: no cover - exercised only without packaging
+    HAS_PACKAGING = False
+    PACKAGING_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_PACKAGING = True
+    PACKAGING_IMPORT_ERROR = None
+
+try:
+    import tomllib as _toml
+except ImportError:  # pragma: no cover - Python < 3.11
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:
+        _toml = None  # type: ignore[assignment]
+        HAS_TOML = False
+        TOML_IMPORT_ERROR: str | None = traceback.format_exc()
+    else:
+        HAS_TOML = True
+        TOML_IMPORT_ERROR = None
+else:
+    HAS_TOML = True
+    TOML_IMPORT_ERROR = None
+
+__all__ = [
+    "HAS_PACKAGING",
+    "HAS_TOML",
+    "PACKAGING_IMPORT_ERROR",
+    "TOML_IMPORT_ERROR",
+    "SUPPORTED_LOCK_VERSION",
+    "SOURCE_KINDS",
+    "LockError",
+    "Artifact",
+    "Dependency",
+    "Requirement",
+    "ConflictItem",
+    "Package",
+    "Lock",
+    "load_lock",
+    "parse_lock",
+    "validate_filename",
+]
+
+SUPPORTED_LOCK_VERSION = 1
+#: Source kinds in uv.lock, in the order uv documents them.
+SOURCE_KINDS = ("registry", "git", "path", "directory", "editable", "virtual", "url")
+#: Source kinds that are built from a local tree, never downloaded.
+LOCAL_TREE_KINDS = frozenset(("directory", "editable", "virtual"))
+
+
+class LockError(Exception):
+    """uv.lock cannot be used; the message names the file and what to do."""
+
+
+def _require_libraries() -> None:
+    if not HAS_PACKAGING:
+        raise LockError(
+            "The Python library 'packaging' is required on the controller to read uv.lock; "
+            "install it next to ansible-core (e.g. `pip install packaging`).\n%s" % PACKAGING_IMPORT_ERROR
+        )
+    if not HAS_TOML:
+        raise LockError(
+            "A TOML parser is required on the controller to read uv.lock: use Python 3.11+ "
+            "(tomllib) or install 'tomli' next to ansible-core.\n%s" % TOML_IMPORT_ERROR
+        )
+
+
+def validate_filename(filename: t.Any, where: str) -> str:
+    """Return ``filename`` if it is a safe basename, else raise :class:`LockError`.
+
+    The name is later used as a file name in a wheelhouse on the controller and on
+    targets, so anything that could escape a directory is refused.
+    """
+    if not isinstance(filename, str) or not filename:
+        raise LockError("%s: empty or non-string artifact file name %r." % (where, filename))
+    if (
+        "/" in filename
+        or "\\" in filename
+        or "\x00" in filename
+        or ".." in filename
+        or filename in (".", "..")
+        or filename != filename.strip()
+        or ":" in filename
+    ):
+        raise LockError(
+            "%s: refusing unsafe artifact file name %r (path separators, '..', ':' and NUL are not "
+            "allowed); the lock file may be corrupt or malicious: re-create it with `uv lock`." % (where, filename)
+        )
+    return filename
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One downloadable file (wheel or sdist) recorded in uv.lock."""
+
+    filename: str
+    url: str | None
+    path: str | None
+    sha256: str | None
+    size: int | None
+    is_wheel: bool
+    #: The raw ``hash`` value (``algo:hex``) when it is not sha256, else None.
+    other_hash: str | None = None
+    upload_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge in the lock graph (``dependencies``, ``optional-dependencies``, ``dev-dependencies``)."""
+
+    name: str
+    version: str | None = None
+    source_kind: str | None = None
+    source: str | None = None
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A manifest-level requirement (``[manifest] requirements`` / ``dependency-groups``)."""
+
+    name: str
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+    specifier: str | None = None
+
+
+@dataclass(frozen=True)
+class ConflictItem:
+    """One member of a ``conflicts`` set: an extra, a group, or a whole package."""
+
+    package: str
+    kind: str  # "extra" | "group" | "project"
+    name: str | None = None
+
+    @property
+    def encoded(self) -> str:
+        """uv's encoding of this item inside markers (``extra-3-foo-cpu`` ...)."""
+        if self.kind == "project":
+            return "project-%d-%s" % (len(self.package), self.package)
+        return "%s-%d-%s-%s" % (self.kind, len(self.package), self.package, self.name)
+
+    def __str__(self) -> str:
+        if self.kind == "project":
+            return "package `%s`" % self.package
+        return "%s `%s` of `%s`" % (self.kind, self.name, self.package)
+
+
+@dataclass(frozen=True)
+class Package:
+    """One ``[[package]]`` entry of uv.lock."""
+
+    name: str
+    version: str | None
+    source_kind: str
+    source: str
+    wheels: tuple[Artifact, ...] = ()
+    sdist: Artifact | None = None
+    dependencies: tuple[Dependency, ...] = ()
+    optional_dependencies: t.Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict, hash=False)
+    dev_dependencies: t.Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict, hash=False)
+    resolution_markers: tuple[str, ...] = ()
+    #: ``subdirectory`` of a git / url source, if any.
+    subdirectory: str | None = None
+    #: ``[package.metadata] provides-extras`` (None when the lock does not record it).
+    provides_extras: tuple[str, ...] | None = None
+    #: Names of groups in ``[package.metadata.requires-dev]`` (None when not recorded).
+    declared_groups: tuple[str, ...] | None = None
+    #: ``[package.metadata] requires-dist`` as raw tables (for callers that need them).
+    requires_dist: tuple[t.Mapping[str, t.Any], ...] = field(default=(), hash=False)
+    #: Absolute path of a local source (path / directory / editable / virtual), else None.
+    local_path: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, str, str]:
+        return (self.name, self.version, self.source_kind, self.source)
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """All extras the package declares (metadata, else the locked optional dependencies)."""
+        names = set(self.optional_dependencies)
+        if self.provides_extras:
+            names.update(self.provides_extras)
+        return tuple(sorted(names))
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """All dependency groups the package declares (metadata and locked edges)."""
+        names = set(self.dev_dependencies)
+        if self.declared_groups:
+            names.update(self.declared_groups)
+        return tuple(sorted(names))
+
+    @property
+    def is_local_tree(self) -> bool:
+        return self.source_kind in LOCAL_TREE_KINDS
+
+    def __str__(self) -> str:
+        return "%s==%s" % (self.name, self.version) if self.version else self.name
+
+
+@dataclass
+class Lock:
+    """A parsed uv.lock."""
+
+    path: str
+    version: int
+    revision: int
+    requires_python: SpecifierSet | None
+    packages: list[Package]
+    members: tuple[str, ...] = ()
+    conflicts: tuple[tuple[ConflictItem, ...], ...] = ()
+    resolution_markers: tuple[str, ...] = ()
+    supported_markers: tuple[str, ...] = ()
+    required_markers: tuple[str, ...] = ()
+    requirements: tuple[Requirement, ...] = ()
+    dependency_groups: t.Mapping[str, tuple[Requirement, ...]] = field(default_factory=dict)
+    options: t.Mapping[str, t.Any] = field(default_factory=dict)
+    requires_python_raw: str | None = None
+
+    def __post_init__(self) -> None:
+        self._by_name: dict[str, list[Package]] = {}
+        for package in self.packages:
+            self._by_name.setdefault(package.name, []).append(package)
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
+
+    def packages_named(self, name: str) -> list[Package]:
+        return list(self._by_name.get(canonicalize_name(name), ()))
+
+    def find_unique(self, name: str) -> Package | None:
+        """The single package called ``name``; LockError if there are several."""
+        found = self._by_name.get(canonicalize_name(name), [])
+        if len(found) > 1:
+            raise LockError(
+                "%s: several entries for `%s` (%s) where uv expects one; re-create the lock with `uv lock`."
+                % (self.path, name, ", ".join(str(p.version) for p in found))
+            )
+        return found[0] if found else None
+
+    def resolve(self, dep: Dependency, owner: Package | None = None) -> Package:
+        """Return the package an edge points at (by name; version/source when ambiguous)."""
+        candidates = self._by_name.get(dep.name, [])
+        if dep.version is not None:
+            candidates = [p for p in candidates if p.version == dep.version]
+        if dep.source_kind is not None:
+            candidates = [p for p in candidates if p.source_kind == dep.source_kind and p.source == dep.source]
+        where = " (required by %s)" % owner if owner is not None else ""
+        if not candidates:
+            raise LockError(
+                "%s: dependency `%s`%s%s points at no [[package]] entry; the lock is inconsistent: "
+                "re-create it with `uv lock`."
+                % (self.path, dep.name, " " + dep.version if dep.version else "", where)
+            )
+        if len(candidates) > 1:
+            raise LockError(
+                "%s: dependency `%s`%s matches several [[package]] entries (%s); the lock is ambiguous: "
+                "re-create it with `uv lock`."
+                % (self.path, dep.name, where, ", ".join(str(p.version) for p in candidates))
+            )
+        return candidates[0]
+
+    @property
+    def project(self) -> Package | None:
+        """The package at the workspace root (source ``.``), or None (virtual workspace root)."""
+        for package in self.packages:
+            if package.is_local_tree and posixpath.normpath(package.source.replace("\\", "/")) == ".":
+                return package
+        return None
+
+    @property
+    def workspace_members(self) -> tuple[str, ...]:
+        """Workspace member names: ``[manifest] members``, else the single project."""
+        if self.members:
+            return self.members
+        project = self.project
+        return (project.name,) if project is not None else ()
+
+
+# ---------------------------------------------------------------------------
+# Parsing helpers
+# ---------------------------------------------------------------------------
+
+
+def _err(path: str, message: str) -> LockError:
+    return LockError("%s: %s" % (path, message))
+
+
+def _as_table(value: t.Any, path: str, where: str) -> t.Mapping[str, t.Any]:
+    if not isinstance(value, dict):
+        raise _err(path, "%s must be a table, got %s; re-create the lock with `uv lock`." % (where, type(value).__name__))
+    return value
+
+
+def _as_list(value: t.Any, path: str, where: str) -> list[t.Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _err(path, "%s must be an array, got %s; re-create the lock with `uv lock`." % (where, type(value).__name__))
+    return value
+
+
+def _as_str(value: t.Any, path: str, where: str, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _err(path, "%s must be a string, got %r; re-create the lock with `uv lock`." % (where, value))
+    return value
+
+
+def _parse_source(table: t.Any, path: str, where: str) -> tuple[str, str, str | None]:
+    src = _as_table(table, path, where)
+    kinds = [k for k in SOURCE_KINDS if k in src]
+    if len(kinds) != 1:
+        raise _err(
+            path,
+            "%s has an unknown source %r (expected exactly one of %s); this lock may come from a newer uv: "
+            "upgrade airgap.uv or re-lock." % (where, dict(src), ", ".join(SOURCE_KINDS)),
+        )
+    kind = kinds[0]
+    value = _as_str(src[kind], path, "%s.%s" % (where, kind))
+    assert value is not None
+    subdirectory = _as_str(src.get("subdirectory"), path, "%s.subdirectory" % where, optional=True)
+    return kind, value, subdirectory
+
+
+def _split_hash(value: t.Any, path: str, where: str) -> tuple[str | None, str | None]:
+    """Return (sha256 hex, other raw hash)."""
+    if value is None:
+        return None, None
+    text = _as_str(value, path, where)
+    assert text is not None
+    algo, sep, digest = text.partition(":")
+    if not sep or not digest:
+        raise _err(path, "%s: malformed hash %r (expected 'sha256:<hex>'); re-create the lock with `uv lock`." % (where, text))
+    if algo.lower() == "sha256":
+        digest = digest.lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise _err(path, "%s: malformed sha256 %r; re-create the lock with `uv lock`." % (where, text))
+        return digest, None
+    return None, text
+
+
+def _is_url(text: str) -> bool:
+    scheme = urlsplit(text).scheme
+    return len(scheme) > 1 and scheme.isalpha()
+
+
+def _url_basename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def _resolve_local(base_dir: str, value: str) -> str:
+    if _is_url(value) and value.startswith("file://"):
+        value = unquote(urlsplit(value).path)
+    if os.path.isabs(value):
+        return os.path.normpath(value)
+    return os.path.normpath(os.path.join(base_dir, value))
+
+
+def _parse_artifact(
+    table: t.Any,
+    path: str,
+    where: str,
+    *,
+    is_wheel: bool,
+    lock_dir: str,
+    source_kind: str,
+    source: str,
+) -> Artifact:
+    art = _as_table(table, path, where)
+    url = _as_str(art.get("url"), path, where + ".url", optional=True)
+    rel = _as_str(art.get("path"), path, where + ".path", optional=True)
+    filename = _as_str(art.get("filename"), path, where + ".filename", optional=True)
+    sha256, other = _split_hash(art.get("hash"), path, where + ".hash")
+    size = art.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise _err(path, "%s.size must be a non-negative integer, got %r." % (where, size))
+    upload_time = art.get("upload-time")
+    local: str | None = None
+    if url is not None:
+        if filename is None:
+            filename = _url_basename(url)
+        if url.startswith("file://"):
+            local, url = _resolve_local(lock_dir, url), None
+    elif rel is not None:
+        # Local registries (find-links directories) record paths relative to the registry.
+        base = lock_dir
+        if source_kind == "registry" and not _is_url(source):
+            base = _resolve_local(lock_dir, source)
+        local = _resolve_local(base, rel)
+        if filename is None:
+            filename = os.path.basename(rel.replace("\\", "/"))
+    else:
+        # The source itself is the artifact (direct URL or local file).
+        if source_kind == "url":
+            url = source
+            if filename is None:
+                filename = _url_basename(source)
+        elif source_kind == "path":
+            local = _resolve_local(lock_dir, source)
+            if filename is None:
+                filename = os.path.basename(source.replace("\\", "/"))
+        elif filename is None:
+            raise _err(path, "%s has neither url, path nor filename; re-create the lock with `uv lock`." % where)
+    filename = validate_filename(filename, "%s: %s" % (path, where))
+    if is_wheel and not filename.endswith(".whl"):
+        raise _err(path, "%s: wheel file name %r does not end in .whl; re-create the lock with `uv lock`." % (where, filename))
+    return Artifact(
+        filename=filename,
+        url=url,
+        path=local,
+        sha256=sha256,
+        size=size,
+        is_wheel=is_wheel,
+        other_hash=other,
+        upload_time=upload_time if isinstance(upload_time, str) else None,
+    )
+
+
+def _canon_extras(value: t.Any, path: str, where: str) -> tuple[str, ...]:
+    extras = []
+    for item in _as_list(value, path, where):
+        text = _as_str(item, path, where)
+        assert text is not None
+        extras.append(canonicalize_name(text))
+    return tuple(extras)
+
+
+def _parse_dependency(table: t.Any, path: str, where: str) -> Dependency:
+    dep = _as_table(table, path, where)
+    name = _as_str(dep.get("name"), path, where + ".name")
+    assert name is not None
+    kind = value = None
+    if "source" in dep:
+        kind, value, _sub = _parse_source(dep["source"], path, where + ".source")
+    extras = _canon_extras(dep.get("extra"), path, where + ".extra")
+    return Dependency(
+        name=canonicalize_name(name),
+        version=_as_str(dep.get("version"), path, where + ".version", optional=True),
+        source_kind=kind,
+        source=value,
+        extras=extras,
+        marker=_as_str(dep.get("marker"), path, where + ".marker", optional=True),
+    )
+
+
+def _parse_requirement(table: t.Any, path: str, where: str) -> Requirement:
+    req = _as_table(table, path, where)
+    name = _as_str(req.get("name"), path, where + ".name")
+    assert name is not None
+    return Requirement(
+        name=canonicalize_name(name),
+        extras=_canon_extras(req.get("extras"), path, where + ".extras"),
+        marker=_as_str(req.get("marker"), path, where + ".marker", optional=True),
+        specifier=_as_str(req.get("specifier"), path, where + ".specifier", optional=True),
+    )
+
+
+def _parse_dep_map(value: t.Any, path: str, where: str) -> dict[str, tuple[Dependency, ...]]:
+    result: dict[str, tuple[Dependency, ...]] = {}
+    for key, deps in _as_table(value or {}, path, where).items():
+        result[canonicalize_name(key)] = tuple(
+            _parse_dependency(d, path, "%s.%s[%d]" % (where, key, i)) for i, d in enumerate(_as_list(deps, path, where))
+        )
+    return result
+
+
+def _parse_package(table: t.Any, path: str, index: int, lock_dir: str) -> Package:
+    where = "[[package]] #%d" % (index + 1)
+    pkg = _as_table(table, path, where)
+    raw_name = _as_str(pkg.get("name"), path, where + ".name")
+    assert raw_name is not None
+    name = canonicalize_name(raw_name)
+    where = "package `%s`" % name
+    version = _as_str(pkg.get("version"), path, where + ".version", optional=True)
+    if "source" not in pkg:
+        raise _err(path, "%s has no source; re-create the lock with `uv lock`." % where)
+    kind, source, subdirectory = _parse_source(pkg["source"], path, where + ".source")
+    wheels = tuple(
+        _parse_artifact(w, path, "%s wheel #%d" % (where, i + 1), is_wheel=True, lock_dir=lock_dir, source_kind=kind, source=source)
+        for i, w in enumerate(_as_list(pkg.get("wheels"), path, where + ".wheels"))
+    )
+    sdist = None
+    if pkg.get("sdist") is not None:
+        sdist = _parse_artifact(pkg["sdist"], path, where + " sdist", is_wheel=False, lock_dir=lock_dir, source_kind=kind, source=source)
+    metadata = _as_table(pkg.get("metadata") or {}, path, where + ".metadata")
+    provides = metadata.get("provides-extras")
+    provides_extras = _canon_extras(provides, path, where + ".metadata.provides-extras") if provides is not None else None
+    requires_dev = metadata.get("requires-dev")
+    declared_groups = (
+        tuple(canonicalize_name(g) for g in _as_table(requires_dev, path, where + ".metadata.requires-dev"))
+        if requires_dev is not None
+        else None
+    )
+    requires_dist = tuple(
+        _as_table(r, path, where + ".metadata.requires-dist") for r in _as_list(metadata.get("requires-dist"), path, where)
+    )
+    local_path = None
+    if kind in ("path", "directory", "editable", "virtual"):
+        local_path = _resolve_local(lock_dir, source)
+    elif kind == "registry" and not _is_url(source):
+        local_path = _resolve_local(lock_dir, source)
+    return Package(
+        name=name,
+        version=version,
+        source_kind=kind,
+        source=source,
+        wheels=wheels,
+        sdist=sdist,
+        dependencies=tuple(
+            _parse_dependency(d, path, "%s.dependencies[%d]" % (where, i))
+            for i, d in enumerate(_as_list(pkg.get("dependencies"), path, where + ".dependencies"))
+        ),
+        optional_dependencies=_parse_dep_map(pkg.get("optional-dependencies"), path, where + ".optional-dependencies"),
+        # uv writes groups as `dev-dependencies`; accept the PEP 735 spelling too.
+        dev_dependencies=_parse_dep_map(
+            pkg.get("dev-dependencies", pkg.get("dependency-groups")), path, where + ".dev-dependencies"
+        ),
+        resolution_markers=tuple(
+            str(m) for m in _as_list(pkg.get("resolution-markers"), path, where + ".resolution-markers")
+        ),
+        subdirectory=subdirectory,
+        provides_extras=provides_extras,
+        declared_groups=declared_groups,
+        requires_dist=requires_dist,
+        local_path=local_path,
+    )
+
+
+def _parse_conflicts(value: t.Any, path: str) -> tuple[tuple[ConflictItem, ...], ...]:
+    sets = []
+    for i, raw_set in enumerate(_as_list(value, path, "conflicts")):
+        items = []
+        for j, raw in enumerate(_as_list(raw_set, path, "conflicts[%d]" % i)):
+            item = _as_table(raw, path, "conflicts[%d][%d]" % (i, j))
+            package = _as_str(item.get("package"), path, "conflicts[%d][%d].package" % (i, j))
+            assert package is not None
+            if "extra" in item:
+                items.append(ConflictItem(canonicalize_name(package), "extra", canonicalize_name(str(item["extra"]))))
+            elif "group" in item:
+                items.append(ConflictItem(canonicalize_name(package), "group", canonicalize_name(str(item["group"]))))
+            else:
+                items.append(ConflictItem(canonicalize_name(package), "project", None))
+        sets.append(tuple(items))
+    return tuple(sets)
+
+
+def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
+    """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths."""
+    _require_libraries()
+    version = data.get("version")
+    if version is None:
+        raise _err(path, "no top-level `version`: this is not a uv.lock file (create one with `uv lock`).")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _err(path, "`version` must be an integer, got %r." % (version,))
+    if version > SUPPORTED_LOCK_VERSION:
+        raise _err(
+            path,
+            "lock file version %d was written by a newer uv than airgap.uv understands (it reads version %d); "
+            "upgrade airgap.uv, or re-lock with a uv that writes version %d (`uv lock` with uv 0.13.x)."
+            % (version, SUPPORTED_LOCK_VERSION, SUPPORTED_LOCK_VERSION),
+        )
+    if version < SUPPORTED_LOCK_VERSION:
+        raise _err(path, "lock file version %d is too old; re-create it with `uv lock`." % version)
+    revision = data.get("revision", 0)
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise _err(path, "`revision` must be a non-negative integer, got %r." % (revision,))
+    requires_python = None
+    raw_rp = data.get("requires-python")
+    if raw_rp is not None:
+        try:
+            requires_python = SpecifierSet(str(raw_rp))
+        except InvalidSpecifier:
+            raise _err(path, "invalid requires-python %r; fix pyproject.toml and re-lock." % (raw_rp,)) from None
+    lock_dir = os.path.dirname(os.path.abspath(path))
+    packages = [_parse_package(p, path, i, lock_dir) for i, p in enumerate(_as_list(data.get("package"), path, "package"))]
+    seen: set[tuple[str, str | None, str, str]] = set()
+    for package in packages:
+        if package.key in seen:
+            raise _err(path, "package `%s` %s is listed twice; re-create the lock with `uv lock`." % (package.name, package.version))
+        seen.add(package.key)
+    manifest = _as_table(data.get("manifest") or {}, path, "[manifest]")
+    members = tuple(canonicalize_name(str(m)) for m in _as_list(manifest.get("members"), path, "manifest.members"))
+    requirements = tuple(
+        _parse_requirement(r, path, "manifest.requirements[%d]" % i)
+        for i, r in enumerate(_as_list(manifest.get("requirements"), path, "manifest.requirements"))
+    )
+    groups: dict[str, tuple[Requirement, ...]] = {}
+    for group, reqs in _as_table(manifest.get("dependency-groups") or {}, path, "manifest.dependency-groups").items():
+        groups[canonicalize_name(group)] = tuple(
+            _parse_requirement(r, path, "manifest.dependency-groups.%s[%d]" % (group, i))
+            for i, r in enumerate(_as_list(reqs, path, "manifest.dependency-groups.%s" % group))
+        )
+    lock = Lock(
+        path=path,
+        version=version,
+        revision=revision,
+        requires_python=requires_python,
+        packages=packages,
+        members=members,
+        conflicts=_parse_conflicts(data.get("conflicts"), path),
+        resolution_markers=tuple(str(m) for m in _as_list(data.get("resolution-markers"), path, "resolution-markers")),
+        supported_markers=tuple(str(m) for m in _as_list(data.get("supported-markers"), path, "supported-markers")),
+        required_markers=tuple(str(m) for m in _as_list(data.get("required-markers"), path, "required-markers")),
+        requirements=requirements,
+        dependency_groups=groups,
+        options=dict(_as_table(data.get("options") or {}, path, "[options]")),
+        requires_python_raw=str(raw_rp) if raw_rp is not None else None,
+    )
+    # Every edge must point at exactly one package: check now, fail early with the file name.
+    for package in packages:
+        for dep in package.dependencies:
+            lock.resolve(dep, package)
+        for deps in list(package.optional_dependencies.values()) + list(package.dev_dependencies.values()):
+            for dep in deps:
+                lock.resolve(dep, package)
+    for member in members:
+        if not lock.packages_named(member):
+            raise _err(path, "workspace member `%s` has no [[package]] entry; re-create the lock with `uv lock`." % member)
+    return lock
+
+
+def load_lock(path: str) -> Lock:
+    """Read and validate the uv.lock at ``path``."""
+    _require_libraries()
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise LockError(
+            "%s: no such file; create the lock next to pyproject.toml with `uv lock` and commit it." % path
+        ) from None
+    except IsADirectoryError:
+        raise LockError("%s: is a directory, expected the uv.lock file." % path) from None
+    except OSError as exc:
+        raise LockError("%s: cannot read the lock file: %s" % (path, exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockError("%s: not UTF-8 text (%s); re-create it with `uv lock`." % (path, exc)) from None
+    try:
+        data = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
+        raise LockError(
+            "%s: not valid TOML (%s); resolve merge conflicts or re-create it with `uv lock`." % (path, exc)
+        ) from None
+    return parse_lock(data, path)

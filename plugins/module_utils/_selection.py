@@ -1,0 +1,500 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to the airgap.uv collection
+"""Choose, for ONE target, exactly the uv.lock packages uv itself would install.
+
+This reproduces what ``uv sync --frozen`` (and ``uv export --frozen``) do with a
+lock for a given marker environment, groups and extras:
+
+* refuse a Python outside ``requires-python`` (and outside ``environments``);
+* roots are the project (or every workspace member, or one ``--package``);
+* breadth-first walk over (package, extra) pairs, evaluating each edge's marker
+  in the TARGET's marker environment;
+* conflict markers (``extra == 'extra-3-foo-cpu'``, ``extra == 'group-3-foo-dev'``)
+  are evaluated against the set of activated extras/groups, which first grows to a
+  fixed point over the graph; two activated members of one conflict set are an error;
+* groups come from ``dev-dependencies``; default groups come from pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import traceback
+import typing as t
+from collections import deque
+from dataclasses import dataclass
+
+try:
+    from packaging.markers import InvalidMarker, Marker
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # pragma: no cover - exercised only without packaging
+    HAS_PACKAGING = False
+    PACKAGING_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_PACKAGING = True
+    PACKAGING_IMPORT_ERROR = None
+
+try:
+    import tomllib as _toml
+except ImportError:  # pragma: no cover - Python < 3.11
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:
+        _toml = None  # type: ignore[assignment]
+
+from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+    ConflictItem,
+    Dependency,
+    Lock,
+    LockError,
+    Package,
+    Requirement,
+)
+
+__all__ = [
+    "HAS_PACKAGING",
+    "PACKAGING_IMPORT_ERROR",
+    "MARKER_ENV_KEYS",
+    "SelectionError",
+    "SelectionOptions",
+    "SelectedPackage",
+    "read_default_groups",
+    "resolve_groups",
+    "select_packages",
+    "evaluate_marker",
+]
+
+#: The keys a target's marker environment must provide (those of packaging's default_environment()).
+MARKER_ENV_KEYS = (
+    "implementation_name",
+    "implementation_version",
+    "os_name",
+    "platform_machine",
+    "platform_release",
+    "platform_system",
+    "platform_version",
+    "python_full_version",
+    "platform_python_implementation",
+    "python_version",
+    "sys_platform",
+)
+
+
+class SelectionError(Exception):
+    """The requested selection cannot be installed on the target (uv would refuse it too)."""
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    """Groups, extras and packages to install, in uv's vocabulary."""
+
+    groups: tuple[str, ...] = ()  # --group
+    only_groups: tuple[str, ...] = ()  # --only-group
+    all_groups: bool = False  # --all-groups
+    no_default_groups: bool = False  # --no-default-groups
+    no_dev: bool = False  # --no-dev
+    extras: tuple[str, ...] = ()  # --extra
+    all_extras: bool = False  # --all-extras
+    package: str | None = None  # --package (workspace member)
+    all_packages: bool = False  # --all-packages
+    no_groups: tuple[str, ...] = ()  # --no-group
+    no_extras: tuple[str, ...] = ()  # --no-extra (with --all-extras)
+
+
+@dataclass(frozen=True)
+class SelectedPackage:
+    package: Package
+    #: A workspace member / the project itself: built by the caller, not downloaded.
+    is_root: bool
+
+
+# ---------------------------------------------------------------------------
+# pyproject.toml
+# ---------------------------------------------------------------------------
+
+
+def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all"]:
+    """Return ``tool.uv.default-groups`` of a pyproject.toml (default ``("dev",)``)."""
+    if _toml is None:
+        raise SelectionError(
+            "A TOML parser is required on the controller: use Python 3.11+ (tomllib) or install 'tomli'."
+        )
+    try:
+        with open(pyproject_path, "rb") as handle:
+            data = _toml.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise SelectionError("%s: no such file; the project directory must hold pyproject.toml." % pyproject_path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SelectionError("%s: cannot read: %s" % (pyproject_path, exc)) from None
+    except _toml.TOMLDecodeError as exc:
+        raise SelectionError("%s: not valid TOML: %s" % (pyproject_path, exc)) from None
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    value = uv.get("default-groups") if isinstance(uv, dict) else None
+    if value is None:
+        return ("dev",)
+    if value == "all":
+        return "all"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(_canon(v) for v in value)
+    raise SelectionError(
+        "%s: tool.uv.default-groups must be \"all\" or a list of group names, got %r." % (pyproject_path, value)
+    )
+
+
+# ---------------------------------------------------------------------------
+# Markers
+# ---------------------------------------------------------------------------
+
+_EXTRA_CMP = re.compile(r'\bextra\s*(==|!=)\s*"([^"]*)"')
+_EXTRA_CMP_REVERSED = re.compile(r'"([^"]*)"\s*(==|!=)\s*extra\b')
+
+
+def _canon(name: str) -> str:
+    return canonicalize_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_marker(marker: str) -> Marker:
+    """Parse a lock marker; ``extra == 'x'`` becomes set membership (``'x' in extras``).
+
+    uv evaluates ``extra`` comparisons in uv.lock against the *set* of activated
+    (encoded) extras and groups, which packaging expresses with ``extras`` in the
+    ``lock_file`` context.
+    """
+    normalized = str(Marker(marker))
+
+    def forward(match: t.Match[str]) -> str:
+        op = "in" if match.group(1) == "==" else "not in"
+        return '"%s" %s extras' % (match.group(2), op)
+
+    def reverse(match: t.Match[str]) -> str:
+        op = "in" if match.group(2) == "==" else "not in"
+        return '"%s" %s extras' % (match.group(1), op)
+
+    rewritten = _EXTRA_CMP_REVERSED.sub(reverse, _EXTRA_CMP.sub(forward, normalized))
+    return Marker(rewritten)
+
+
+def evaluate_marker(
+    marker: str | None,
+    marker_env: t.Mapping[str, str],
+    active: t.AbstractSet[str] = frozenset(),
+) -> bool:
+    """Evaluate a uv.lock marker for the target; ``active`` holds encoded extras/groups."""
+    if not marker:
+        return True
+    env: dict[str, t.Any] = dict(marker_env)
+    env["extras"] = frozenset(active)
+    env["dependency_groups"] = frozenset()
+    return _compile_marker(marker).evaluate(env, context="lock_file")
+
+
+def _check_marker_env(marker_env: t.Mapping[str, str]) -> None:
+    missing = [k for k in MARKER_ENV_KEYS if k not in marker_env]
+    if missing:
+        raise SelectionError(
+            "The target's marker environment lacks %s; gather it from the target interpreter "
+            "(the keys of packaging.markers.default_environment())." % ", ".join(missing)
+        )
+
+
+# ---------------------------------------------------------------------------
+# Groups and extras
+# ---------------------------------------------------------------------------
+
+
+def resolve_groups(
+    options: SelectionOptions,
+    known_groups: t.Iterable[str],
+    default_groups: t.Iterable[str] | str = ("dev",),
+) -> tuple[bool, frozenset[str]]:
+    """Return (install production dependencies?, active group names) like uv does."""
+    known = frozenset(_canon(g) for g in known_groups)
+    only = frozenset(_canon(g) for g in options.only_groups)
+    excluded = {_canon(g) for g in options.no_groups}
+    if options.no_dev:
+        excluded.add("dev")
+    if only:
+        return False, frozenset(only - excluded)
+    active: set[str] = {_canon(g) for g in options.groups}
+    if options.all_groups:
+        active |= known
+    if not options.no_default_groups:
+        if default_groups == "all":
+            active |= known
+        else:
+            active |= {_canon(g) for g in default_groups}
+    return True, frozenset(active - excluded)
+
+
+def _check_option_combinations(options: SelectionOptions) -> None:
+    """Refuse the flag combinations uv's command line refuses."""
+    clashes = []
+    if options.only_groups:
+        if options.groups:
+            clashes.append(("only_groups (--only-group)", "groups (--group)"))
+        if options.all_groups:
+            clashes.append(("only_groups (--only-group)", "all_groups (--all-groups)"))
+        if options.extras:
+            clashes.append(("only_groups (--only-group)", "extras (--extra)"))
+        if options.all_extras:
+            clashes.append(("only_groups (--only-group)", "all_extras (--all-extras)"))
+    if options.all_extras and options.extras:
+        clashes.append(("all_extras (--all-extras)", "extras (--extra)"))
+    if options.package and options.all_packages:
+        clashes.append(("package (--package)", "all_packages (--all-packages)"))
+    if clashes:
+        raise SelectionError(
+            "Conflicting selection options: %s; uv refuses these combinations too."
+            % "; ".join("%s cannot be used with %s" % pair for pair in clashes)
+        )
+
+
+def _known_list(names: t.Iterable[str]) -> str:
+    names = sorted(set(names))
+    return ", ".join("`%s`" % n for n in names) if names else "(none)"
+
+
+# ---------------------------------------------------------------------------
+# Selection
+# ---------------------------------------------------------------------------
+
+
+def _check_python(lock: Lock, marker_env: t.Mapping[str, str]) -> None:
+    full = marker_env["python_full_version"]
+    if lock.requires_python is None:
+        return
+    try:
+        version = Version(full)
+    except InvalidVersion:
+        raise SelectionError("The target's python_full_version %r is not a valid version." % full) from None
+    if not lock.requires_python.contains(version, prereleases=True):
+        raise SelectionError(
+            "The target's Python %s is outside the project's requires-python `%s` (%s); "
+            "use a matching interpreter on the target, or change requires-python and re-lock."
+            % (full, lock.requires_python_raw or lock.requires_python, lock.path)
+        )
+
+
+def _check_environments(lock: Lock, marker_env: t.Mapping[str, str]) -> None:
+    if lock.supported_markers and not any(evaluate_marker(m, marker_env) for m in lock.supported_markers):
+        raise SelectionError(
+            "The target does not match any environment the lock supports (tool.uv.environments: %s) in %s; "
+            "add the target's environment to tool.uv.environments and re-lock."
+            % ("; ".join(lock.supported_markers), lock.path)
+        )
+
+
+def _roots(lock: Lock, options: SelectionOptions) -> list[Package]:
+    members = lock.workspace_members
+    if options.package:
+        name = _canon(options.package)
+        if name not in members:
+            raise SelectionError(
+                "Package `%s` is not a member of the workspace in %s; workspace members: %s."
+                % (options.package, lock.path, _known_list(members))
+            )
+        names: t.Sequence[str] = (name,)
+    elif options.all_packages:
+        names = members
+    else:
+        project = lock.project
+        if project is not None:
+            names = (project.name,)
+        else:
+            names = members
+    if not names and not lock.requirements and not lock.dependency_groups:
+        raise SelectionError("%s has no project or workspace member to install." % lock.path)
+    roots = []
+    for name in names:
+        try:
+            package = lock.find_unique(name)
+        except LockError as exc:
+            raise SelectionError(str(exc)) from None
+        if package is None:
+            raise SelectionError("%s: workspace member `%s` has no [[package]] entry; re-lock." % (lock.path, name))
+        roots.append(package)
+    return roots
+
+
+def _find_by_markers(lock: Lock, req: Requirement, marker_env: t.Mapping[str, str]) -> Package:
+    candidates = lock.packages_named(req.name)
+    if len(candidates) > 1:
+        candidates = [
+            p for p in candidates if not p.resolution_markers or any(evaluate_marker(m, marker_env) for m in p.resolution_markers)
+        ]
+    if len(candidates) != 1:
+        raise SelectionError(
+            "%s: cannot pick one entry for `%s` for this target (%d candidates); re-lock."
+            % (lock.path, req.name, len(candidates))
+        )
+    return candidates[0]
+
+
+def _conflict_error(lock: Lock, first: ConflictItem, second: ConflictItem) -> SelectionError:
+    return SelectionError(
+        "The %s and the %s are declared as conflicting in %s (tool.uv.conflicts) and cannot be installed "
+        "together; choose one of them." % (first, second, lock.path)
+    )
+
+
+def select_packages(
+    lock: Lock,
+    marker_env: t.Mapping[str, str],
+    options: SelectionOptions,
+    default_groups: t.Iterable[str] | str = ("dev",),
+) -> list[SelectedPackage]:
+    """Return the packages uv would install for the target, sorted by name.
+
+    ``marker_env`` is the TARGET interpreter's marker environment (all keys of
+    packaging's ``default_environment()``); ``default_groups`` is what
+    :func:`read_default_groups` returned for the workspace root.
+    """
+    if not HAS_PACKAGING:
+        raise SelectionError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
+    _check_marker_env(marker_env)
+    _check_python(lock, marker_env)
+    _check_environments(lock, marker_env)
+
+    _check_option_combinations(options)
+    roots = _roots(lock, options)
+    members = set(lock.workspace_members)
+    # Validate extras and groups against what the roots declare.
+    root_extras = {e for r in roots for e in r.extras}
+    root_groups = {g for r in roots for g in r.groups} | set(lock.dependency_groups)
+    for extra in options.extras + options.no_extras:
+        if _canon(extra) not in root_extras:
+            raise SelectionError(
+                "Extra `%s` is not defined by %s (known extras: %s); check the extras you asked for."
+                % (extra, _describe_roots(roots), _known_list(root_extras))
+            )
+    for group in options.groups + options.only_groups + options.no_groups:
+        if _canon(group) not in root_groups:
+            raise SelectionError(
+                "Group `%s` is not defined by %s (known groups: %s); check the groups you asked for."
+                % (group, _describe_roots(roots), _known_list(root_groups))
+            )
+    prod, active_groups = resolve_groups(options, root_groups, default_groups)
+    if options.all_extras:
+        wanted_extras = set(root_extras)
+    else:
+        wanted_extras = {_canon(e) for e in options.extras}
+    wanted_extras -= {_canon(e) for e in options.no_extras}
+
+    has_conflicts = bool(lock.conflicts)
+    activated: list[ConflictItem] = []
+    if has_conflicts:
+        for root in roots:
+            if prod:
+                activated.extend(ConflictItem(root.name, "extra", e) for e in sorted(wanted_extras) if e in root.optional_dependencies)
+            activated.extend(ConflictItem(root.name, "group", g) for g in sorted(active_groups) if g in root.dev_dependencies)
+            if prod:
+                activated.append(ConflictItem(root.name, "project", None))
+
+    def encoded(items: t.Iterable[ConflictItem]) -> frozenset[str]:
+        return frozenset(i.encoded for i in items)
+
+    included: dict[tuple[str, str | None, str, str], Package] = {}
+    queue: deque[tuple[Package, str | None]] = deque()
+    seen: set[tuple[tuple[str, str | None, str, str], str | None]] = set()
+
+    def push(package: Package, extras: t.Iterable[str]) -> None:
+        if (package.key, None) not in seen:
+            seen.add((package.key, None))
+            queue.append((package, None))
+        for extra in extras:
+            if (package.key, extra) not in seen:
+                seen.add((package.key, extra))
+                queue.append((package, extra))
+
+    root_active = encoded(activated)
+    for root in roots:
+        if prod:
+            included[root.key] = root
+            queue.append((root, None))
+            for extra in sorted(wanted_extras):
+                if extra in root.optional_dependencies:
+                    queue.append((root, extra))
+        for group in sorted(active_groups):
+            for dep in root.dev_dependencies.get(group, ()):
+                if not evaluate_marker(dep.marker, marker_env, root_active):
+                    continue
+                target = lock.resolve(dep, root)
+                included[target.key] = target
+                push(target, dep.extras)
+
+    # Manifest-level requirements (PEP 723 scripts) and groups of a virtual workspace root.
+    manifest_reqs: list[Requirement] = list(lock.requirements) if prod else []
+    for group in sorted(active_groups):
+        manifest_reqs.extend(lock.dependency_groups.get(group, ()))
+    for req in manifest_reqs:
+        if not evaluate_marker(req.marker, marker_env):
+            continue
+        target = _find_by_markers(lock, req, marker_env)
+        included[target.key] = target
+        push(target, req.extras)
+
+    def edges(package: Package, extra: str | None) -> t.Sequence[Dependency]:
+        if extra is None:
+            return package.dependencies
+        return package.optional_dependencies.get(extra, ())
+
+    if has_conflicts:
+        # First pass: grow the activated extras to a fixed point (``foo[cpu]`` edges).
+        known = set(activated)
+        first_queue = deque(queue)
+        first_seen = set(seen)
+        while first_queue:
+            package, extra = first_queue.popleft()
+            for dep in edges(package, extra):
+                extra_items = [ConflictItem(dep.name, "extra", e) for e in dep.extras]
+                additional = [i for i in extra_items if i not in known]
+                if not evaluate_marker(dep.marker, marker_env, encoded(activated + additional)):
+                    continue
+                for item in additional:
+                    known.add(item)
+                    activated.append(item)
+                target = lock.resolve(dep, package)
+                if (target.key, None) not in first_seen:
+                    first_seen.add((target.key, None))
+                    first_queue.append((target, None))
+                for e in dep.extras:
+                    if (target.key, e) not in first_seen:
+                        first_seen.add((target.key, e))
+                        first_queue.append((target, e))
+        for conflict_set in lock.conflicts:
+            hits = [item for item in conflict_set if item in known]
+            if len(hits) > 1:
+                raise _conflict_error(lock, hits[0], hits[1])
+
+    active = encoded(activated)
+    while queue:
+        package, extra = queue.popleft()
+        for dep in edges(package, extra):
+            if not evaluate_marker(dep.marker, marker_env, active):
+                continue
+            target = lock.resolve(dep, package)
+            included[target.key] = target
+            push(target, dep.extras)
+
+    result = [SelectedPackage(package=p, is_root=p.name in members or p.is_local_tree and p.source_kind == "virtual") for p in included.values()]
+    result.sort(key=lambda s: (s.package.name, _version_key(s.package.version), s.package.source))
+    return result
+
+
+def _version_key(version: str | None) -> tuple[int, t.Any]:
+    if version is None:
+        return (0, "")
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (2, version)
+
+
+def _describe_roots(roots: t.Sequence[Package]) -> str:
+    if len(roots) == 1:
+        return "`%s`" % roots[0].name
+    return "the workspace members %s" % _known_list(r.name for r in roots)

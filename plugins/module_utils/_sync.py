@@ -1,0 +1,1401 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Host-side logic of the ``airgap.uv.sync`` module.
+
+Runs on the TARGET: standard library only (Python 3.9+).  Nothing here may import
+``packaging``, ``tomllib`` or other third-party libraries.
+
+The environment users point at (``venv``) is a symlink to a release directory
+``<releases_dir>/<id>``.  A change builds a new release from the wheelhouse with the
+shipped uv, smoke-checks it and switches the symlink with one atomic rename; the
+release that was in service is kept for rollback.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+
+RELEASE_META = "airgap-uv-release.json"
+STATE_FORMAT = 1
+MANIFEST_FORMAT = 1
+NETWORK_MODES = ("offline", "fallback", "online")
+STDERR_TAIL_LINES = 25
+
+
+class SyncError(Exception):
+    """An error with a message for the user (what is wrong and what to do)."""
+
+    def __init__(self, msg: str, **details: t.Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# ---------------------------------------------------------------------------
+# Names and versions (PEP 503 / PEP 440 subset, no ``packaging`` on the target)
+# ---------------------------------------------------------------------------
+
+_NAME_SEP_RE = re.compile(r"[-_.]+")
+
+_VERSION_RE = re.compile(
+    r"""^\s*v?
+    (?:(?P<epoch>[0-9]+)!)?
+    (?P<release>[0-9]+(?:\.[0-9]+)*)
+    (?P<pre>[-_.]?(?P<pre_l>alpha|a|beta|b|preview|pre|c|rc)[-_.]?(?P<pre_n>[0-9]+)?)?
+    (?P<post>(?:-(?P<post_n1>[0-9]+))|(?:[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>[0-9]+)?))?
+    (?P<dev>[-_.]?dev[-_.]?(?P<dev_n>[0-9]+)?)?
+    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?
+    \s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalized project name (what uv prints)."""
+    return _NAME_SEP_RE.sub("-", name).lower()
+
+
+def version_key(version: str) -> t.Optional[tuple]:
+    """Sort key for a PEP 440 version, ``None`` when the version does not parse."""
+    m = _VERSION_RE.match(version)
+    if not m:
+        return None
+    release = [int(x) for x in m.group("release").split(".")]
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    has_pre, has_post, has_dev = m.group("pre"), m.group("post"), m.group("dev")
+    if has_pre:
+        pre: tuple = (0, _PRE_RANK[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
+    elif has_dev and not has_post:
+        pre = (-1,)  # 1.0.dev0 sorts before 1.0a0
+    else:
+        pre = (1,)
+    if has_post:
+        post: tuple = (1, int(m.group("post_n1") or m.group("post_n2") or 0))
+    else:
+        post = (0,)
+    dev: tuple = (0, int(m.group("dev_n") or 0)) if has_dev else (1,)
+    local: tuple = ()
+    if m.group("local"):
+        local = tuple(
+            (1, int(part), "") if part.isdigit() else (0, 0, part.lower())
+            for part in re.split(r"[-_.]", m.group("local"))
+        )
+    return (int(m.group("epoch") or 0), tuple(release), pre, post, dev, local)
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 like ``cmp(a, b)``; unparsable versions compare as strings."""
+    ka, kb = version_key(a), version_key(b)
+    if ka is None or kb is None:
+        return (a > b) - (a < b)
+    return (ka > kb) - (ka < kb)
+
+
+# ---------------------------------------------------------------------------
+# requirements.txt (hash-pinned, as produced by the controller)
+# ---------------------------------------------------------------------------
+
+_REQ_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
+    r"==\s*(?P<version>[A-Za-z0-9!+._-]+)(?P<rest>.*)$"
+)
+_HASH_RE = re.compile(r"--hash(?:=|\s+)(?P<algo>[A-Za-z0-9]+):(?P<digest>[0-9A-Fa-f]+)")
+
+
+class Requirement:
+    """One pinned requirement: ``name==version --hash=...``."""
+
+    __slots__ = ("name", "version", "hashes")
+
+    def __init__(self, name: str, version: str, hashes: t.Iterable[str]) -> None:
+        self.name = canonical_name(name)
+        self.version = version
+        self.hashes = frozenset(hashes)
+
+    def __repr__(self) -> str:
+        return "Requirement(%r, %r)" % (self.name, self.version)
+
+
+def _logical_lines(text: str) -> t.Iterator[t.Tuple[int, str]]:
+    buf: t.List[str] = []
+    start = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not buf:
+            start = lineno
+        # comments: whole line, or " #" after content (as pip does)
+        stripped = re.sub(r"(^|\s)#.*$", "", line)
+        if stripped.rstrip().endswith("\\"):
+            buf.append(stripped.rstrip()[:-1])
+            continue
+        buf.append(stripped)
+        joined = " ".join(buf).strip()
+        buf = []
+        if joined:
+            yield start, joined
+    if buf and " ".join(buf).strip():
+        yield start, " ".join(buf).strip()
+
+
+def parse_requirements(text: str, source: str = "requirements") -> t.Dict[str, Requirement]:
+    """Parse the hash-pinned requirements file shipped by the controller.
+
+    Only ``name==version --hash=algo:digest ...`` lines are accepted: markers must
+    already be evaluated on the controller, and index or other options could
+    re-enable the network or change what gets installed.
+    """
+    reqs: t.Dict[str, Requirement] = {}
+    for lineno, line in _logical_lines(text):
+        where = "%s line %d" % (source, lineno)
+        if line.startswith("-"):
+            raise SyncError(
+                "%s: option %r is not allowed; the requirements file must contain only "
+                "'name==version --hash=sha256:...' lines (no index or other options)" % (where, line.split()[0])
+            )
+        m = _REQ_RE.match(line)
+        if not m:
+            raise SyncError(
+                "%s: cannot parse %r; expected 'name==version --hash=sha256:...'" % (where, line)
+            )
+        rest = m.group("rest")
+        if ";" in rest:
+            raise SyncError(
+                "%s: environment markers are not supported (%r); the controller must evaluate "
+                "them for this host" % (where, line)
+            )
+        hashes = ["%s:%s" % (h.group("algo").lower(), h.group("digest").lower()) for h in _HASH_RE.finditer(rest)]
+        leftover = _HASH_RE.sub("", rest).strip()
+        if leftover:
+            raise SyncError("%s: unexpected %r after the version (only --hash options are allowed)" % (where, leftover))
+        if not hashes:
+            raise SyncError("%s: %s has no --hash; every requirement must be hash-pinned" % (where, m.group("name")))
+        req = Requirement(m.group("name"), m.group("version"), hashes)
+        if req.name in reqs:
+            raise SyncError("%s: %s is listed twice" % (where, req.name))
+        reqs[req.name] = req
+    return reqs
+
+
+def read_requirements(path: str) -> t.Dict[str, Requirement]:
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise SyncError("Cannot read requirements file %s: %s" % (path, exc.strerror or exc))
+    return parse_requirements(text, source=path)
+
+
+# ---------------------------------------------------------------------------
+# uv output
+# ---------------------------------------------------------------------------
+
+INSTALL, REMOVE, REINSTALL = "install", "remove", "reinstall"
+_JSON_ACTIONS = {
+    "installed": INSTALL,
+    "install": INSTALL,
+    "added": INSTALL,
+    "uninstalled": REMOVE,
+    "removed": REMOVE,
+    "remove": REMOVE,
+    "reinstalled": REINSTALL,
+    "reinstall": REINSTALL,
+}
+_TEXT_CHANGE_RE = re.compile(
+    r"^ (?P<op>[-+~]) (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?"
+    r"(?:==(?P<version>\S+)| @ (?P<url>\S.*))?\s*$"
+)
+_TEXT_OPS = {"+": INSTALL, "-": REMOVE, "~": REINSTALL}
+
+
+class Change(t.NamedTuple):
+    name: str
+    version: t.Optional[str]
+    action: str
+
+
+def parse_changes_json(stdout: str) -> t.Optional[t.List[Change]]:
+    """Changes from ``uv pip sync --output-format json``; ``None`` if not understood."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("changes"), list):
+        return None
+    changes = []
+    for item in doc["changes"]:
+        if not isinstance(item, dict) or "name" not in item:
+            return None
+        action = _JSON_ACTIONS.get(str(item.get("action", "")).lower())
+        if action is None:
+            return None
+        version = item.get("version")
+        changes.append(Change(canonical_name(str(item["name"])), None if version is None else str(version), action))
+    return changes
+
+
+def parse_changes_text(stderr: str) -> t.List[Change]:
+    """Changes from uv's human output (`` + name==ver``, `` - name==ver``, `` ~ ...``)."""
+    changes = []
+    for line in stderr.splitlines():
+        m = _TEXT_CHANGE_RE.match(line)
+        if m:
+            changes.append(Change(canonical_name(m.group("name")), m.group("version"), _TEXT_OPS[m.group("op")]))
+    return changes
+
+
+def parse_changes(stdout: str, stderr: str) -> t.List[Change]:
+    parsed = parse_changes_json(stdout) if stdout.strip() else None
+    return parsed if parsed is not None else parse_changes_text(stderr)
+
+
+def parse_pip_list(stdout: str) -> t.Dict[str, str]:
+    try:
+        doc = json.loads(stdout or "[]")
+        return {canonical_name(str(item["name"])): str(item["version"]) for item in doc}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SyncError("Cannot parse the output of 'uv pip list --format json': %s" % exc, stdout=stdout[-2000:])
+
+
+def parse_uv_version(stdout: str) -> str:
+    m = re.search(r"\buv\s+([0-9][^\s]*)", stdout)
+    return m.group(1) if m else stdout.strip()
+
+
+def state_before(after: t.Mapping[str, str], changes: t.Iterable[Change]) -> t.Tuple[t.Dict[str, str], t.Set[str]]:
+    """Package set before a sync, from the set after it and uv's plan.
+
+    Returns ``(before, reinstalled)``; ``reinstalled`` names packages uv removes and
+    installs again at the same version.
+    """
+    before = dict(after)
+    removed: t.Dict[str, t.Optional[str]] = {}
+    installed: t.Set[str] = set()
+    for change in changes:
+        if change.action in (REMOVE, REINSTALL):
+            removed[change.name] = change.version
+        if change.action in (INSTALL, REINSTALL):
+            installed.add(change.name)
+    for name in installed:
+        before.pop(name, None)
+    for name, version in removed.items():
+        before[name] = version if version is not None else after.get(name, "unknown")
+    reinstalled = {n for n in installed if n in before and n in after and before[n] == after[n]}
+    return before, reinstalled
+
+
+class PackageDiff:
+    """Difference between two package sets (community.docker style before/after)."""
+
+    def __init__(self, before: t.Mapping[str, str], after: t.Mapping[str, str], reinstalled: t.Iterable[str] = ()) -> None:
+        self.before = dict(before)
+        self.after = dict(after)
+        self.installed: t.List[t.Dict[str, str]] = []
+        self.removed: t.List[t.Dict[str, str]] = []
+        self.upgraded: t.List[t.Dict[str, str]] = []
+        self.downgraded: t.List[t.Dict[str, str]] = []
+        for name in sorted(set(self.before) | set(self.after)):
+            old, new = self.before.get(name), self.after.get(name)
+            if old is None and new is not None:
+                self.installed.append({"name": name, "version": new})
+            elif new is None and old is not None:
+                self.removed.append({"name": name, "version": old})
+            elif old != new and old is not None and new is not None:
+                entry = {"name": name, "from": old, "to": new}
+                (self.downgraded if compare_versions(new, old) < 0 else self.upgraded).append(entry)
+        self.reinstalled = [
+            {"name": n, "version": self.after[n]}
+            for n in sorted(set(reinstalled))
+            if n in self.after and self.before.get(n) == self.after[n]
+        ]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.installed or self.removed or self.upgraded or self.downgraded or self.reinstalled)
+
+    def as_dict(self) -> t.Dict[str, t.Any]:
+        return {
+            "installed": self.installed,
+            "removed": self.removed,
+            "upgraded": self.upgraded,
+            "downgraded": self.downgraded,
+            "reinstalled": self.reinstalled,
+        }
+
+
+def format_packages(packages: t.Mapping[str, str]) -> t.List[str]:
+    return ["%s==%s" % (n, packages[n]) for n in sorted(packages)]
+
+
+# ---------------------------------------------------------------------------
+# Running uv
+# ---------------------------------------------------------------------------
+
+# Variables that could change what uv or the smoke-checked interpreter do.
+_DROP_VARS = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONUSERBASE")
+
+
+def uv_environment(base: t.Mapping[str, str], cache_dir: str, offline: bool) -> t.Dict[str, str]:
+    """A sanitized environment: nothing from the user's uv/pip setup may re-enable the network."""
+    env = {k: v for k, v in base.items() if not k.startswith(("UV_", "PIP_")) and k not in _DROP_VARS}
+    env["UV_NO_CONFIG"] = "1"
+    env["UV_CACHE_DIR"] = cache_dir
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["NO_COLOR"] = "1"
+    if offline:
+        env["UV_OFFLINE"] = "1"
+    return env
+
+
+class CommandResult(t.NamedTuple):
+    argv: t.List[str]
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
+    kept = [ln for ln in stderr.splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+CommandRunner = t.Callable[[t.List[str], t.Dict[str, str]], CommandResult]
+
+
+def run_command(argv: t.List[str], env: t.Dict[str, str]) -> CommandResult:
+    try:
+        proc = subprocess.run(
+            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError as exc:
+        raise SyncError("Cannot run %s: %s" % (argv[0], exc.strerror or exc), cmd=argv)
+    return CommandResult(
+        argv, proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    )
+
+
+class UvInfo(t.NamedTuple):
+    version: str
+    json_output: bool  # whether ``uv pip sync`` supports ``--output-format json``
+
+
+class Uv:
+    """The shipped uv binary, always run with ``--no-config`` and a sanitized environment."""
+
+    def __init__(self, path: str, cache_dir: str, environ: t.Mapping[str, str], runner: CommandRunner = run_command) -> None:
+        self.path = path
+        self.cache_dir = cache_dir
+        self.environ = environ
+        self.runner = runner
+        self._info: t.Optional[UvInfo] = None
+
+    def run(self, args: t.Sequence[str], offline: bool = True) -> CommandResult:
+        # ``--no-config`` must come before the subcommand: after ``pip sync`` uv 0.5
+        # takes it for pip-tools' (ignored) option of the same name.
+        argv = [self.path, "--no-config"] + list(args)
+        return self.runner(argv, uv_environment(self.environ, self.cache_dir, offline))
+
+    def check(self, args: t.Sequence[str], what: str, offline: bool = True) -> CommandResult:
+        res = self.run(args, offline=offline)
+        if res.rc != 0:
+            raise uv_failure(what, res)
+        return res
+
+    def info(self, state: t.Optional["StateFile"] = None) -> UvInfo:
+        """Version and capabilities, cached in the state file by the binary's identity."""
+        if self._info is not None:
+            return self._info
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise SyncError("uv binary %s: %s" % (self.path, exc.strerror))
+        key = [os.path.realpath(self.path), st.st_size, st.st_mtime_ns, st.st_ino]
+        cached = state.data.get("uv") if state is not None else None
+        if isinstance(cached, dict) and cached.get("key") == key:
+            self._info = UvInfo(str(cached["version"]), bool(cached["json_output"]))
+            return self._info
+        version = parse_uv_version(self.check(["--version"], "uv --version").stdout)
+        helptext = self.check(["pip", "sync", "--help"], "uv pip sync --help").stdout
+        self._info = UvInfo(version, "--output-format" in helptext)
+        if state is not None:
+            state.set("uv", {"key": key, "version": version, "json_output": self._info.json_output})
+        return self._info
+
+
+def uv_failure(what: str, res: CommandResult, hint: str = "") -> SyncError:
+    tail = stderr_tail(res.stderr)
+    if res.rc < 0:
+        cause = "was killed by signal %d" % -res.rc
+    else:
+        cause = "failed (exit code %d)" % res.rc
+    msg = "%s %s" % (what, cause)
+    if tail:
+        msg += ":\n" + tail
+    if hint:
+        msg += "\n" + hint
+    return SyncError(msg, cmd=res.argv, rc=res.rc, stdout=res.stdout[-4000:], stderr=res.stderr[-8000:])
+
+
+# ---------------------------------------------------------------------------
+# State file (sha256 cache, uv info) and lock
+# ---------------------------------------------------------------------------
+
+
+class StateFile:
+    """Small JSON cache next to the releases directory; losing it only costs time."""
+
+    def __init__(self, path: str, data: t.Optional[t.Dict[str, t.Any]] = None) -> None:
+        self.path = path
+        self.data: t.Dict[str, t.Any] = data if data is not None else {"format": STATE_FORMAT}
+        self.dirty = False
+
+    @classmethod
+    def load(cls, path: str) -> "StateFile":
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict) and data.get("format") == STATE_FORMAT:
+                return cls(path, data)
+        except (OSError, ValueError):
+            pass
+        return cls(path)
+
+    def set(self, key: str, value: t.Any) -> None:
+        if self.data.get(key) != value:
+            self.data[key] = value
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        tmp = "%s.tmp-%d" % (self.path, os.getpid())
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.data, f, sort_keys=True)
+            os.replace(tmp, self.path)
+            self.dirty = False
+        except OSError:
+            # a cache: failing to write it is not an error
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+class FileLock:
+    """``fcntl.flock`` on a lock file, waiting up to ``timeout`` seconds."""
+
+    def __init__(self, path: str, timeout: float, shared: bool = False, create: bool = True) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.shared = shared
+        self.create = create
+        self.fd: t.Optional[int] = None
+
+    def __enter__(self) -> "FileLock":
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if self.create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not self.create:
+                return self  # check mode: no lock file, nothing to wait for
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise SyncError("Cannot open lock file %s: %s" % (self.path, exc.strerror))
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # flock works on read-only fds
+            except OSError as exc2:
+                raise SyncError(
+                    "Cannot create lock file %s: %s (running as %s); make its directory writable for "
+                    "this user or run with become" % (self.path, exc2.strerror, _whoami())
+                )
+        op = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline = time.monotonic() + self.timeout
+        delay = 0.02
+        while True:
+            try:
+                fcntl.flock(fd, op)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise SyncError("Cannot lock %s: %s" % (self.path, exc.strerror))
+            if time.monotonic() >= deadline:
+                holder = _read_small(self.path).strip()
+                os.close(fd)
+                raise SyncError(
+                    "Timed out after %ss waiting for the lock %s (another sync of this venv is running%s); "
+                    "wait for it to finish or raise lock_timeout"
+                    % (self.timeout, self.path, ", pid %s" % holder if holder.isdigit() else "")
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        self.fd = fd
+        if not self.shared:
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, b"%d\n" % os.getpid())
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+
+
+def _read_small(path: str) -> str:
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read(64)
+    except OSError:
+        return ""
+
+
+def _whoami() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
+# ---------------------------------------------------------------------------
+# Manifest
+# ---------------------------------------------------------------------------
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ManifestVerifier:
+    """Checks every file a manifest lists (existence, size, sha256) before uv runs.
+
+    sha256 results are cached in the state file keyed by the file's identity
+    (path, size, mtime_ns, ctime_ns, inode), so a no-op run hashes nothing.
+    """
+
+    def __init__(self, manifest: str, wheelhouse: str, state: StateFile) -> None:
+        self.manifest = manifest
+        self.wheelhouse = wheelhouse
+        self.state = state
+        self.document: t.Dict[str, t.Any] = {}
+
+    def _load(self) -> t.List[t.Dict[str, t.Any]]:
+        try:
+            with open(self.manifest, "r", encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as exc:
+            raise SyncError("Cannot read manifest %s: %s; copy the bundle to the host again" % (self.manifest, exc.strerror))
+        except ValueError as exc:
+            raise SyncError("Manifest %s is not valid JSON (%s); copy the bundle to the host again" % (self.manifest, exc))
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), list):
+            raise SyncError(
+                "Manifest %s: unsupported format %r (this module reads format %d with a 'files' list)"
+                % (self.manifest, doc.get("format") if isinstance(doc, dict) else None, MANIFEST_FORMAT)
+            )
+        self.document = doc
+        return doc["files"]
+
+    def resolve(self, filename: str) -> str:
+        """Bare names live in the wheelhouse; names with a slash are relative to the manifest."""
+        if "/" in filename:
+            return os.path.normpath(os.path.join(os.path.dirname(self.manifest), filename))
+        return os.path.join(self.wheelhouse, filename)
+
+    def verify(self) -> None:
+        entries = self._load()
+        old_cache = self.state.data.get("sha256")
+        old_cache = old_cache if isinstance(old_cache, dict) else {}
+        new_cache: t.Dict[str, t.List[t.Any]] = {}
+        problems: t.List[str] = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not entry.get("filename") or not entry.get("sha256"):
+                raise SyncError("Manifest %s: malformed entry %r" % (self.manifest, entry))
+            filename = str(entry["filename"])
+            path = self.resolve(filename)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                problems.append("%s is missing (%s)" % (path, exc.strerror))
+                continue
+            size = entry.get("size")
+            if size is not None and st.st_size != int(size):
+                problems.append("%s is corrupt: size %d, manifest says %s" % (path, st.st_size, size))
+                continue
+            key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            cached = old_cache.get(path)
+            if isinstance(cached, list) and len(cached) == 5 and cached[:4] == key:
+                digest = cached[4]
+            else:
+                try:
+                    digest = sha256_file(path)
+                except OSError as exc:
+                    problems.append("%s cannot be read (%s)" % (path, exc.strerror))
+                    continue
+            new_cache[path] = key + [digest]
+            expected = str(entry["sha256"]).lower()
+            if expected.startswith("sha256:"):
+                expected = expected[len("sha256:"):]
+            if digest != expected:
+                problems.append("%s is corrupt: sha256 %s, manifest says %s" % (path, digest, expected))
+        self.state.set("sha256", new_cache)
+        if problems:
+            raise SyncError(
+                "Wheelhouse does not match manifest %s:\n  %s\nCopy the bundle built on the controller to the host again."
+                % (self.manifest, "\n  ".join(problems)),
+                files=problems,
+            )
+
+
+# ---------------------------------------------------------------------------
+# Releases
+# ---------------------------------------------------------------------------
+
+
+class Release:
+    """A release directory; complete once its metadata file exists."""
+
+    __slots__ = ("path", "_meta")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._meta: t.Optional[t.Dict[str, t.Any]] = None
+
+    @property
+    def id(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def meta_path(self) -> str:
+        return os.path.join(self.path, RELEASE_META)
+
+    @property
+    def meta(self) -> t.Optional[t.Dict[str, t.Any]]:
+        if self._meta is None:
+            try:
+                with open(self.meta_path, "r", encoding="utf-8") as f:
+                    data = json.load(f)
+                self._meta = data if isinstance(data, dict) else None
+            except (OSError, ValueError):
+                self._meta = None
+        return self._meta
+
+    @property
+    def complete(self) -> bool:
+        return self.meta is not None
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.path, "bin", "python")
+
+    @property
+    def packages(self) -> t.Dict[str, str]:
+        pkgs = (self.meta or {}).get("packages") or {}
+        return {name: str(info.get("version")) for name, info in pkgs.items() if isinstance(info, dict)}
+
+    def write_meta(self, meta: t.Dict[str, t.Any]) -> None:
+        tmp = self.meta_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.meta_path)
+        self._meta = meta
+
+
+class VenvView(t.NamedTuple):
+    kind: str  # absent | release | dangling | directory | foreign
+    current: t.Optional[Release]
+    target: t.Optional[str]
+
+
+class ReleaseStore:
+    """``venv`` -> ``<releases_dir>/<id>`` symlink plus the releases next to it."""
+
+    def __init__(self, venv: str, releases_dir: t.Optional[str] = None) -> None:
+        self.venv = os.path.abspath(venv)
+        parent, name = os.path.split(self.venv)
+        self.releases_dir = os.path.abspath(releases_dir) if releases_dir else os.path.join(parent, ".%s.releases" % name)
+        self.lock_path = self.releases_dir + ".lock"
+        self.state_path = self.releases_dir + ".state.json"
+
+    def inspect(self) -> VenvView:
+        try:
+            target = os.readlink(self.venv)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return VenvView("absent", None, None)
+            if exc.errno == errno.EINVAL:  # exists, not a symlink
+                return VenvView("directory" if os.path.isdir(self.venv) else "foreign", None, None)
+            raise SyncError("Cannot inspect %s: %s" % (self.venv, exc.strerror))
+        resolved = os.path.normpath(os.path.join(os.path.dirname(self.venv), target))
+        if os.path.realpath(os.path.dirname(resolved)) != os.path.realpath(self.releases_dir):
+            return VenvView("foreign", None, target)
+        release = Release(os.path.join(self.releases_dir, os.path.basename(resolved)))
+        if not os.path.isdir(release.path):
+            return VenvView("dangling", None, target)
+        return VenvView("release", release, target)
+
+    def releases(self) -> t.List[Release]:
+        """All release directories, newest first (ids sort by creation time)."""
+        try:
+            names = os.listdir(self.releases_dir)
+        except OSError:
+            return []
+        return [
+            Release(os.path.join(self.releases_dir, n))
+            for n in sorted(names, reverse=True)
+            if not n.startswith(".") and os.path.isdir(os.path.join(self.releases_dir, n))
+        ]
+
+    def get(self, release_id: t.Optional[str]) -> t.Optional[Release]:
+        if not release_id or "/" in release_id or release_id.startswith("."):
+            return None
+        rel = Release(os.path.join(self.releases_dir, release_id))
+        return rel if os.path.isdir(rel.path) and rel.complete else None
+
+    def previous_of(self, current: Release) -> t.Optional[Release]:
+        """The release that was in service before ``current`` (else the newest older one)."""
+        prev = self.get((current.meta or {}).get("previous"))
+        if prev is not None and prev.id != current.id:
+            return prev
+        for rel in self.releases():
+            if rel.id < current.id and rel.complete:
+                return rel
+        return None
+
+    def ensure_dirs(self) -> None:
+        for path in (os.path.dirname(self.venv), self.releases_dir):
+            try:
+                os.makedirs(path, mode=0o755, exist_ok=True)
+            except OSError as exc:
+                raise SyncError(
+                    "Cannot create directory %s: %s (running as %s); fix the permissions of its parent, "
+                    "run with become, or choose another venv/releases_dir" % (path, exc.strerror, _whoami())
+                )
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise SyncError(
+                    "Directory %s is not writable by %s; fix its ownership/permissions or run with become"
+                    % (path, _whoami())
+                )
+
+    def new_release(self, suffix: str = "") -> Release:
+        now = time.time()
+        release_id = "%s%06dZ-%s%s" % (
+            time.strftime("%Y%m%dT%H%M%S.", time.gmtime(now)),
+            int((now % 1) * 1e6),
+            os.urandom(3).hex(),
+            suffix,
+        )
+        rel = Release(os.path.join(self.releases_dir, release_id))
+        os.mkdir(rel.path, 0o755)
+        return rel
+
+    def link_target(self, release: Release) -> str:
+        if os.path.dirname(self.releases_dir) == os.path.dirname(self.venv):
+            return os.path.join(os.path.basename(self.releases_dir), release.id)
+        return release.path
+
+    def activate(self, release: Release) -> None:
+        """Point ``venv`` at ``release`` with one atomic rename."""
+        parent = os.path.dirname(self.venv)
+        tmp = os.path.join(parent, ".%s.tmp-%d-%s" % (os.path.basename(self.venv), os.getpid(), os.urandom(3).hex()))
+        os.symlink(self.link_target(release), tmp)
+        try:
+            os.replace(tmp, self.venv)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        _fsync_dir(parent)
+
+    def adopt(self) -> Release:
+        """Move a real directory at ``venv`` into the releases dir and link it."""
+        now = time.time()
+        release = Release(
+            os.path.join(
+                self.releases_dir,
+                "%s%06dZ-adopted" % (time.strftime("%Y%m%dT%H%M%S.", time.gmtime(now)), int((now % 1) * 1e6)),
+            )
+        )
+        try:
+            os.rename(self.venv, release.path)
+        except OSError as exc:
+            hint = " (releases_dir must be on the same filesystem as venv)" if exc.errno == errno.EXDEV else ""
+            raise SyncError("Cannot move %s to %s: %s%s" % (self.venv, release.path, exc.strerror, hint))
+        release.write_meta({"format": 1, "id": release.id, "adopted": True, "created": _iso(now), "packages": {}})
+        self.activate(release)
+        return release
+
+    def cleanup(self, keep: int, protect: t.Iterable[Release]) -> t.List[str]:
+        """Remove half-built releases and all but ``keep`` complete ones (protected first)."""
+        protected_ids = [r.id for r in protect if r is not None]
+        kept: t.List[str] = list(dict.fromkeys(protected_ids))
+        removed: t.List[str] = []
+        for rel in self.releases():
+            if rel.id in kept:
+                continue
+            if rel.complete and len(kept) < keep:
+                kept.append(rel.id)
+                continue
+            shutil.rmtree(rel.path, ignore_errors=True)
+            removed.append(rel.path)
+        self._cleanup_tmp_links()
+        return removed
+
+    def _cleanup_tmp_links(self) -> None:
+        parent = os.path.dirname(self.venv)
+        prefix = ".%s.tmp-" % os.path.basename(self.venv)
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return
+        for n in names:
+            if n.startswith(prefix) and os.path.islink(os.path.join(parent, n)):
+                try:
+                    os.unlink(os.path.join(parent, n))
+                except OSError:
+                    pass
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+# ---------------------------------------------------------------------------
+# Ownership
+# ---------------------------------------------------------------------------
+
+
+def resolve_ids(owner: t.Optional[str], group: t.Optional[str]) -> t.Tuple[int, int]:
+    uid = gid = -1
+    if owner not in (None, ""):
+        try:
+            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(str(owner)).pw_uid
+        except KeyError:
+            raise SyncError("owner %r does not exist on this host" % owner)
+    if group not in (None, ""):
+        try:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
+        except KeyError:
+            raise SyncError("group %r does not exist on this host" % group)
+    return uid, gid
+
+
+def chown_tree(path: str, uid: int, gid: int, only_differing: bool = False) -> None:
+    def one(p: str) -> None:
+        if only_differing:
+            st = os.lstat(p)
+            if (uid == -1 or st.st_uid == uid) and (gid == -1 or st.st_gid == gid):
+                return
+        os.chown(p, uid, gid, follow_symlinks=False)
+
+    if not os.path.lexists(path):
+        return
+    one(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        for root, dirs, files in os.walk(path):
+            for n in dirs + files:
+                one(os.path.join(root, n))
+
+
+# ---------------------------------------------------------------------------
+# The runner
+# ---------------------------------------------------------------------------
+
+
+class SyncParams:
+    """Module parameters with defaults applied (see the module's argument spec)."""
+
+    def __init__(self, params: t.Mapping[str, t.Any], python_executable: t.Optional[str] = None) -> None:
+        uv = params.get("uv")
+        self.uv: str = os.path.abspath(str(uv)) if uv else ""
+        self.venv: str = os.path.abspath(str(params["venv"]))
+        self.state: str = params.get("state") or "present"
+        wheelhouse = params.get("wheelhouse")
+        requirements = params.get("requirements")
+        self.wheelhouse: t.Optional[str] = os.path.abspath(str(wheelhouse)) if wheelhouse else None
+        self.requirements: t.Optional[str] = os.path.abspath(str(requirements)) if requirements else None
+        manifest = params.get("manifest")
+        self.manifest: t.Optional[str] = os.path.abspath(str(manifest)) if manifest else None
+        self.releases_dir: t.Optional[str] = params.get("releases_dir") or None
+        cache_dir = params.get("cache_dir")
+        if cache_dir:
+            self.cache_dir: str = os.path.abspath(str(cache_dir))
+        elif self.wheelhouse:
+            self.cache_dir = os.path.join(os.path.dirname(self.wheelhouse), "cache")
+        else:
+            self.cache_dir = os.path.join(os.path.dirname(self.uv), "cache")
+        python = params.get("python")
+        self.python: str = str(python) if python else os.path.realpath(python_executable or sys.executable)
+        self.network: str = params.get("network") or "offline"
+        self.index_url: t.Optional[str] = params.get("index_url") or None
+        self.refresh: bool = bool(params.get("refresh"))
+        self.adopt: bool = bool(params.get("adopt"))
+        self.owner: t.Optional[str] = params.get("owner") or None
+        self.group: t.Optional[str] = params.get("group") or None
+        self.keep_releases: int = int(params.get("keep_releases") if params.get("keep_releases") is not None else 2)
+        lock_timeout = params.get("lock_timeout")
+        self.lock_timeout: float = float(lock_timeout if lock_timeout is not None else 600)
+        self.compile_bytecode: bool = bool(params.get("compile_bytecode"))
+
+
+_SYNC_HINT = (
+    "Check that wheelhouse and requirements come from the same bundle built for this host "
+    "(platform, Python version) and that every wheel is intact."
+)
+
+
+class Plan(t.NamedTuple):
+    before: t.Dict[str, str]
+    reinstalled: t.Set[str]
+    network_used: str
+
+
+class SyncRunner:
+    """Brings ``venv`` to exactly the requirements set (or rolls it back)."""
+
+    def __init__(
+        self,
+        params: t.Mapping[str, t.Any],
+        check_mode: bool = False,
+        diff: bool = False,
+        tmpdir: t.Optional[t.Callable[[], str]] = None,
+        environ: t.Optional[t.Mapping[str, str]] = None,
+        python_executable: t.Optional[str] = None,
+        runner: CommandRunner = run_command,
+        warn: t.Optional[t.Callable[[str], None]] = None,
+    ) -> None:
+        self.p = SyncParams(params, python_executable)
+        self.check_mode = check_mode
+        self.diff_mode = diff
+        self.tmpdir = tmpdir
+        self.store = ReleaseStore(self.p.venv, self.p.releases_dir)
+        self.uv = Uv(self.p.uv, self.p.cache_dir, environ if environ is not None else os.environ, runner)
+        self.warn = warn or (lambda msg: None)
+        self.state: StateFile = StateFile(self.store.state_path)
+
+    # -- entry point ------------------------------------------------------
+
+    def run(self) -> t.Dict[str, t.Any]:
+        self._validate()
+        if self.p.state == "rollback":
+            with self._lock():
+                self.state = StateFile.load(self.store.state_path)
+                return self._rollback()
+        reqs = read_requirements(t.cast(str, self.p.requirements))
+        with self._lock():
+            self.state = StateFile.load(self.store.state_path)
+            try:
+                return self._present(reqs)
+            finally:
+                if not self.check_mode:
+                    self.state.save()
+
+    # -- validation -------------------------------------------------------
+
+    def _validate(self) -> None:
+        p = self.p
+        if p.state not in ("present", "rollback"):
+            raise SyncError("state must be 'present' or 'rollback', got %r" % p.state)
+        if p.network not in NETWORK_MODES:
+            raise SyncError("network must be one of %s, got %r" % (", ".join(NETWORK_MODES), p.network))
+        if p.keep_releases < 1:
+            raise SyncError("keep_releases must be at least 1 (the release in service)")
+        if p.lock_timeout < 0:
+            raise SyncError("lock_timeout must not be negative")
+        if p.refresh and p.network == "offline":
+            raise SyncError(
+                "refresh=true cannot be combined with network=offline (uv refuses --refresh when offline); "
+                "drop refresh or use network=online/fallback"
+            )
+        if p.state == "rollback":
+            return
+        if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)):
+            what = "does not exist" if not os.path.lexists(p.uv) else "is not an executable file"
+            raise SyncError("uv binary %s %s; copy the bundle's bin/uv to the host and make it executable (mode 0755)" % (p.uv, what))
+        if not p.wheelhouse or not os.path.isdir(p.wheelhouse):
+            raise SyncError("wheelhouse %s is not a directory; copy the bundle's wheelhouse/ to the host" % p.wheelhouse)
+        if not p.requirements or not os.path.isfile(p.requirements):
+            raise SyncError("requirements file %s does not exist; copy the bundle's requirements.txt to the host" % p.requirements)
+        if p.manifest and not os.path.isfile(p.manifest):
+            raise SyncError("manifest %s does not exist; copy the bundle's manifest.json to the host" % p.manifest)
+        if "/" in p.python and not (os.path.isfile(p.python) and os.access(p.python, os.X_OK)):
+            raise SyncError(
+                "Python interpreter %s not found (or not executable) on this host; install it or set "
+                "'python' to an existing interpreter path or version" % p.python
+            )
+        if p.owner or p.group:
+            uid, gid = resolve_ids(p.owner, p.group)
+            if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or (gid != -1 and gid not in os.getgroups() and gid != os.getegid())):
+                raise SyncError(
+                    "owner/group %s:%s can only be set when running as root (running as %s); use become"
+                    % (p.owner or "", p.group or "", _whoami())
+                )
+
+    def _lock(self) -> FileLock:
+        if self.check_mode:
+            # check mode creates nothing: wait on an existing lock (shared) so it never
+            # reads a half-finished switch, but do not create the lock file
+            return FileLock(self.store.lock_path, self.p.lock_timeout, shared=True, create=False)
+        self.store.ensure_dirs()
+        return FileLock(self.store.lock_path, self.p.lock_timeout)
+
+    # -- uv calls ---------------------------------------------------------
+
+    def _sync_args(self, python: str, dry_run: bool, online: bool) -> t.List[str]:
+        p = self.p
+        args = ["pip", "sync"]
+        if online:
+            if p.index_url:
+                args += ["--index-url", p.index_url]
+            args += ["--find-links", t.cast(str, p.wheelhouse)]
+            if p.refresh:
+                args.append("--refresh")
+        else:
+            args += ["--offline", "--no-index", "--find-links", t.cast(str, p.wheelhouse)]
+        args += ["--require-hashes", "--no-build", "--python", python]
+        if self.check_mode and not os.path.isdir(self.p.cache_dir):
+            args.append("--no-cache")  # check mode must not create the cache
+        if dry_run:
+            args.append("--dry-run")
+        elif p.compile_bytecode:
+            args.append("--compile-bytecode")
+        if self.uv.info(self.state).json_output:
+            args += ["--output-format", "json"]
+        args.append(t.cast(str, p.requirements))
+        return args
+
+    def _sync(self, python: str, dry_run: bool, what: str) -> t.Tuple[CommandResult, str]:
+        """Run ``uv pip sync`` honouring ``network``; returns the result and the mode used."""
+        mode = self.p.network
+        if mode == "offline":
+            res = self.uv.run(self._sync_args(python, dry_run, online=False), offline=True)
+            if res.rc != 0:
+                raise uv_failure(what, res, hint=_SYNC_HINT)
+            return res, "offline"
+        online = self.uv.run(self._sync_args(python, dry_run, online=True), offline=False)
+        if online.rc == 0:
+            return online, "online"
+        if mode == "online":
+            raise uv_failure(what, online, hint=_SYNC_HINT)
+        self.warn("%s with the index failed, falling back to offline: %s" % (what, stderr_tail(online.stderr, 3)))
+        offline = self.uv.run(self._sync_args(python, dry_run, online=False), offline=True)
+        if offline.rc == 0:
+            return offline, "offline"
+        raise uv_failure(
+            what,
+            offline,
+            hint="%s\nThe online attempt failed before:\n%s" % (_SYNC_HINT, stderr_tail(online.stderr, 10)),
+        )
+
+    def _create_venv(self, path: str) -> None:
+        args = ["venv", "--python", self.p.python, "--no-python-downloads", "--allow-existing",
+                "--prompt", os.path.basename(self.p.venv)]
+        if self.check_mode and not os.path.isdir(self.p.cache_dir):
+            args.append("--no-cache")
+        res = self.uv.run(args + [path], offline=True)
+        if res.rc != 0:
+            if re.search(r"No interpreter found|not found|No such file", res.stderr, re.IGNORECASE):
+                raise uv_failure(
+                    "Python interpreter %r not found: uv venv" % self.p.python,
+                    res,
+                    hint="Install that Python on the host or set 'python' to an existing interpreter path or version.",
+                )
+            raise uv_failure("uv venv", res)
+
+    def _plan(self, python: str, after: t.Mapping[str, str]) -> Plan:
+        res, network_used = self._sync(python, dry_run=True, what="uv pip sync --dry-run")
+        before, reinstalled = state_before(after, parse_changes(res.stdout, res.stderr))
+        return Plan(before, reinstalled, network_used)
+
+    def _plan_from_scratch(self, after: t.Mapping[str, str]) -> Plan:
+        """Check mode without a venv: dry-run against an empty throw-away venv."""
+        tmp = tempfile.mkdtemp(prefix="airgap-uv-check-", dir=self.tmpdir() if self.tmpdir else None)
+        try:
+            path = os.path.join(tmp, "venv")
+            self._create_venv(path)
+            return self._plan(os.path.join(path, "bin", "python"), after)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- state=present ----------------------------------------------------
+
+    def _present(self, reqs: t.Mapping[str, Requirement]) -> t.Dict[str, t.Any]:
+        p = self.p
+        if p.manifest:
+            verifier = ManifestVerifier(p.manifest, t.cast(str, p.wheelhouse), self.state)
+            verifier.verify()
+            self._check_manifest_uv(verifier)
+        after = {name: r.version for name, r in reqs.items()}
+        view = self.store.inspect()
+        if view.kind == "foreign" or (view.kind == "directory" and not p.adopt):
+            raise SyncError(self._not_managed_message(view))
+
+        current = view.current
+        reasons: t.List[str] = []
+        plan: t.Optional[Plan] = None
+        if view.kind == "directory":  # adopt=true
+            if self.check_mode:
+                plan = self._plan(os.path.join(p.venv, "bin", "python"), after)
+            else:
+                current = self.store.adopt()
+                plan = self._plan(current.python, after)
+            reasons.append("adopted existing directory %s" % p.venv)
+        elif current is None:
+            reasons.append("venv created")
+        else:
+            try:
+                plan = self._plan(current.python, after)
+            except SyncError:
+                if self._healthy(current):
+                    raise
+                reasons.append("release in service %s is broken" % current.path)
+            meta = current.meta or {}
+            if plan is not None:
+                if plan.before != after or plan.reinstalled:
+                    reasons.append("packages changed")
+                content = self._content_changed(meta, reqs)
+                if content:
+                    plan.reinstalled.update(content)
+                    reasons.append("package content changed: %s" % ", ".join(sorted(content)))
+            if meta and meta.get("python") != p.python:
+                reasons.append("python changed from %s to %s" % (meta.get("python"), p.python))
+
+        if plan is None:
+            if current is not None:
+                plan = Plan(current.packages, set(), "")  # broken release: filled in by the build
+            elif self.check_mode:
+                plan = self._plan_from_scratch(after)
+            else:
+                plan = Plan({}, set(), "")  # filled in by the build
+
+        previous = self.store.previous_of(current) if current is not None else None
+        if not reasons:
+            reason = None
+            if not self.check_mode:
+                if self._fix_ownership(current):
+                    reason = "ownership of %s changed" % t.cast(Release, current).path
+                self.store.cleanup(p.keep_releases, [current, previous])
+            return self._result(reason is not None, plan.before, after, set(), current, previous, plan.network_used, reason)
+
+        if self.check_mode:
+            return self._result(True, plan.before, after, plan.reinstalled, current, previous, plan.network_used, "; ".join(reasons))
+
+        release, network_used, installed = self._build(reqs, current)
+        removed_releases = self.store.cleanup(p.keep_releases, [release, current])
+        self._chown_shared()
+        return self._result(
+            True, plan.before, installed, plan.reinstalled, release, current, plan.network_used or network_used,
+            "; ".join(reasons), pruned=removed_releases,
+        )
+
+    def _build(self, reqs: t.Mapping[str, Requirement], current: t.Optional[Release]) -> t.Tuple[Release, str, t.Dict[str, str]]:
+        """Build, check and switch to a new release; on any failure remove it."""
+        p = self.p
+        if not os.path.isdir(p.cache_dir):
+            try:
+                os.makedirs(p.cache_dir, 0o755, exist_ok=True)
+            except OSError as exc:
+                raise SyncError("Cannot create the uv cache %s: %s (running as %s); set cache_dir to a writable path"
+                                % (p.cache_dir, exc.strerror, _whoami()))
+        if not os.access(p.cache_dir, os.W_OK | os.X_OK):
+            raise SyncError("uv cache %s is not writable by %s; set cache_dir to a writable path or fix its ownership"
+                            % (p.cache_dir, _whoami()))
+        release = self.store.new_release()
+        try:
+            self._create_venv(release.path)
+            _res, network_used = self._sync(release.python, dry_run=False, what="uv pip sync")
+            smoke = run_command([release.python, "-c", ""], uv_environment(self.uv.environ, p.cache_dir, True))
+            if smoke.rc != 0:
+                raise SyncError("Smoke check of the new release failed (%s -c '' exited %d): %s"
+                                % (release.python, smoke.rc, stderr_tail(smoke.stderr, 5)))
+            listed = self.uv.check(["pip", "list", "--format", "json", "--python", release.python], "uv pip list")
+            installed = parse_pip_list(listed.stdout)
+            expected = {n: r.version for n, r in reqs.items()}
+            if set(installed) != set(expected) or any(
+                compare_versions(installed[n], expected[n]) != 0 for n in expected
+            ):
+                diff = PackageDiff(expected, installed)
+                raise SyncError("The new release does not match the requirements after uv pip sync: %s" % diff.as_dict())
+            release.write_meta({
+                "format": 1,
+                "id": release.id,
+                "created": _iso(time.time()),
+                "python": p.python,
+                "python_version": _pyvenv_version(release.path),
+                "uv_version": self.uv.info(self.state).version,
+                "requirements": p.requirements,
+                "packages": {n: {"version": r.version, "hashes": sorted(r.hashes)} for n, r in sorted(reqs.items())},
+                "previous": current.id if current is not None else None,
+            })
+            uid, gid = resolve_ids(p.owner, p.group)
+            if (uid, gid) != (-1, -1):
+                chown_tree(release.path, uid, gid)
+            self.store.activate(release)
+        except BaseException:
+            shutil.rmtree(release.path, ignore_errors=True)
+            raise
+        return release, network_used, installed
+
+    # -- state=rollback ---------------------------------------------------
+
+    def _rollback(self) -> t.Dict[str, t.Any]:
+        view = self.store.inspect()
+        if view.current is None:
+            raise SyncError("Cannot roll back %s: no release of this module is in service (%s)" % (self.p.venv, view.kind))
+        current = view.current
+        target = self.store.previous_of(current)
+        if target is None:
+            raise SyncError(
+                "Cannot roll back %s: there is no previous release in %s (keep_releases must be at least 2 "
+                "and a second release must have been built)" % (self.p.venv, self.store.releases_dir)
+            )
+        if not self.check_mode:
+            self.store.activate(target)
+        return self._result(
+            True, current.packages, target.packages, set(), current if self.check_mode else target,
+            target if self.check_mode else current, "", "rollback from %s to %s" % (current.id, target.id),
+        )
+
+    # -- helpers ----------------------------------------------------------
+
+    def _not_managed_message(self, view: VenvView) -> str:
+        if view.kind == "directory":
+            return (
+                "%s is a real directory, not a release symlink managed by this module; refusing to touch it. "
+                "Set adopt=true to move it into %s (it becomes the previous release), or remove it."
+                % (self.p.venv, self.store.releases_dir)
+            )
+        if view.target is not None:
+            return (
+                "%s is a symlink to %s, outside the releases directory %s; refusing to replace it. "
+                "Remove it or point releases_dir at the directory holding its releases." % (self.p.venv, view.target, self.store.releases_dir)
+            )
+        return "%s exists and is not a directory or symlink; remove it or choose another venv path" % self.p.venv
+
+    @staticmethod
+    def _healthy(release: Release) -> bool:
+        if not os.path.exists(release.python):
+            return False
+        res = run_command([release.python, "-c", ""], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        return res.rc == 0
+
+    @staticmethod
+    def _content_changed(meta: t.Mapping[str, t.Any], reqs: t.Mapping[str, Requirement]) -> t.Set[str]:
+        """Packages whose wheel changed without a version change (same version, other hash)."""
+        changed = set()
+        recorded = meta.get("packages") or {}
+        for name, req in reqs.items():
+            info = recorded.get(name)
+            if isinstance(info, dict) and info.get("version") == req.version and info.get("hashes"):
+                if not req.hashes.intersection(info["hashes"]):
+                    changed.add(name)
+        return changed
+
+    def _check_manifest_uv(self, verifier: ManifestVerifier) -> None:
+        wanted = verifier.document.get("uv_version")
+        have = self.uv.info(self.state).version
+        if wanted and str(wanted) != have:
+            self.warn("manifest %s was built for uv %s but %s is uv %s" % (verifier.manifest, wanted, self.p.uv, have))
+
+    def _fix_ownership(self, release: t.Optional[Release]) -> bool:
+        uid, gid = resolve_ids(self.p.owner, self.p.group)
+        if release is None or (uid, gid) == (-1, -1):
+            return False
+        st = os.lstat(release.path)
+        if (uid == -1 or st.st_uid == uid) and (gid == -1 or st.st_gid == gid):
+            return False
+        chown_tree(release.path, uid, gid)
+        self._chown_shared()
+        return True
+
+    def _chown_shared(self) -> None:
+        """Let ``owner`` run later syncs itself: lock, state, releases dir, symlink, cache."""
+        uid, gid = resolve_ids(self.p.owner, self.p.group)
+        if (uid, gid) == (-1, -1) or os.geteuid() != 0:
+            return
+        self.state.save()
+        for path in (self.store.releases_dir, self.store.lock_path, self.store.state_path, self.p.venv):
+            if os.path.lexists(path):
+                os.chown(path, uid, gid, follow_symlinks=False)
+        chown_tree(self.p.cache_dir, uid, gid, only_differing=True)
+
+    def _result(
+        self,
+        changed: bool,
+        before: t.Mapping[str, str],
+        after: t.Mapping[str, str],
+        reinstalled: t.Iterable[str],
+        release: t.Optional[Release],
+        previous: t.Optional[Release],
+        network_used: str,
+        reason: t.Optional[str],
+        pruned: t.Optional[t.List[str]] = None,
+    ) -> t.Dict[str, t.Any]:
+        diff = PackageDiff(before, after, reinstalled)
+        result: t.Dict[str, t.Any] = {
+            "changed": changed,
+            "venv": self.p.venv,
+            "release": release.path if release is not None else None,
+            "previous_release": previous.path if previous is not None else None,
+            "packages": format_packages(after),
+            "network_used": network_used or None,
+            "uv_version": self.uv.info(self.state).version if self.p.state == "present" else None,
+            "reason": reason,
+            "pruned_releases": pruned or [],
+        }
+        result.update(diff.as_dict())
+        if self.diff_mode:
+            result["diff"] = {
+                "before": "".join(line + "\n" for line in format_packages(before)),
+                "after": "".join(line + "\n" for line in format_packages(after)),
+                "before_header": "%s (packages)" % self.p.venv,
+                "after_header": "%s (packages)" % self.p.venv,
+            }
+        return result
+
+
+def _pyvenv_version(path: str) -> t.Optional[str]:
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), "r", encoding="utf-8") as f:
+            for line in f:
+                key, _sep, value = line.partition("=")
+                if key.strip() in ("version_info", "version"):
+                    return value.strip()
+    except OSError:
+        pass
+    return None

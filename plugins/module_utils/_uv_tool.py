@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Running the controller's uv, and learning where the uv binary for another platform lives.
+
+The index is never named here: uv and the user's own configuration choose it. To find
+the uv wheel for every platform we lock a throw-away project that requires ``uv==VERSION``;
+the lock then lists each platform's wheel with its URL and sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from typing import Optional, Sequence
+
+_UV_VERSION_RE = re.compile(r"^uv (\d+\.\d+\.\d+\S*)")
+
+
+class UvError(Exception):
+    """uv could not be found or a uv command failed."""
+
+
+def find_uv(explicit: Optional[str] = None) -> str:
+    """The uv to run on the controller: the given path, ``uv`` on PATH, or the one next to this Python."""
+    if explicit:
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise UvError("uv_executable %s is not an executable file." % explicit)
+        return explicit
+    found = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
+    if not found:
+        raise UvError("uv was not found on the controller; install it (for example 'pip install uv') "
+                      "or set uv_executable.")
+    return found
+
+
+def run_uv(uv: str, args: Sequence[str], cwd: Optional[str] = None, what: str = "uv",
+           env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([uv, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise UvError("%s failed (uv %s, rc=%d):\n%s" % (what, " ".join(args), proc.returncode, tail))
+    return proc
+
+
+def uv_version(uv: str) -> str:
+    proc = run_uv(uv, ["--version"], what="uv --version")
+    match = _UV_VERSION_RE.match(proc.stdout.strip())
+    if not match:
+        raise UvError("Cannot read uv's version from %r." % proc.stdout.strip())
+    return match.group(1)
+
+
+_BINARY_PROJECT = """\
+[project]
+name = "airgap-uv-binary"
+version = "0"
+requires-python = ">=3.8"
+dependencies = ["uv=={version}"]
+
+[tool.uv]
+package = false
+"""
+
+
+def lock_uv_release(uv: str, version: str, cache_dir: str) -> str:
+    """Path of a uv.lock listing every platform's wheel of uv VERSION (cached per version)."""
+    if not re.match(r"^\d+\.\d+\.\d+([.\w+-]*)$", version):
+        raise UvError("uv version %r is not a release version such as 0.13.8." % version)
+    directory = os.path.join(cache_dir, "uv-releases", version)
+    lock_path = os.path.join(directory, "uv.lock")
+    if os.path.isfile(lock_path):
+        return lock_path
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    work = tempfile.mkdtemp(dir=os.path.dirname(directory), prefix=".lock-")
+    try:
+        with open(os.path.join(work, "pyproject.toml"), "w", encoding="utf-8") as handle:
+            handle.write(_BINARY_PROJECT.format(version=version))
+        run_uv(uv, ["lock", "--quiet", "--directory", work], what="Locking uv==%s to find its wheels" % version)
+        try:
+            os.replace(work, directory)
+        except OSError:
+            # Another run won the race; its lock is as good as ours.
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return lock_path
+
+
+def extract_uv_binaries(wheel_path: str, destination: str) -> list[str]:
+    """Unpack ``uv`` and ``uvx`` from a uv wheel's scripts into DESTINATION; return their paths.
+
+    The members are looked up by exact name, so a crafted wheel cannot write elsewhere.
+    Windows wheels carry ``uv.exe``/``uvx.exe``.
+    """
+    written: list[str] = []
+    os.makedirs(destination, exist_ok=True)
+    with zipfile.ZipFile(wheel_path) as archive:
+        scripts = {}
+        for member in archive.namelist():
+            parts = member.split("/")
+            if len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts":
+                scripts[parts[2]] = member
+        names = [n for n in ("uv", "uvx", "uv.exe", "uvx.exe") if n in scripts]
+        if not any(n in ("uv", "uv.exe") for n in names):
+            raise UvError("%s holds no uv binary under *.data/scripts/." % os.path.basename(wheel_path))
+        for name in names:
+            target = os.path.join(destination, name)
+            fd, tmp = tempfile.mkstemp(dir=destination, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as out, archive.open(scripts[name]) as src:
+                    shutil.copyfileobj(src, out)
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, target)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+            written.append(target)
+    return written

@@ -1,0 +1,358 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sync
+short_description: Sync a virtual environment from a shipped wheelhouse with uv, offline and atomically
+version_added: 0.1.0
+description:
+  - Turns a virtual environment on the host into exactly the package set of a hash-pinned
+    requirements file, installing only from a local wheelhouse with a shipped C(uv) binary.
+    By default the network is never used and nothing from the host's or user's uv/pip
+    configuration can re-enable it.
+  - The environment users point at (O(venv)) is a symlink to a release directory
+    C(.NAME.releases/ID) beside it (NAME being the last component of O(venv)). When
+    packages must change, a new release is built (C(uv venv) plus C(uv pip sync) from the
+    wheelhouse), smoke-checked, and the symlink is switched with one atomic rename. The release that was in service is kept
+    for O(state=rollback); a failure at any step leaves it in service and removes the
+    half-built release.
+  - A run with nothing to do costs one C(uv pip sync --dry-run) against the release in service.
+  - Two runs on the same O(venv) serialize on a lock file next to the releases directory.
+  - The files the controller ships are expected in this layout (see the C(airgap.uv) roles)
+    C(ROOT/bin/uv), C(ROOT/wheelhouse/*.whl), C(ROOT/requirements.txt) and
+    C(ROOT/manifest.json).
+author:
+  - airgap.uv maintainers
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Predicts the change with C(uv pip sync --dry-run) against the release in service (or
+        against an empty throw-away environment when there is none) and creates nothing on the
+        host, not even the lock file.
+  diff_mode:
+    support: full
+    description:
+      - The diff shows the package list (C(name==version) per line) before and after.
+  platform:
+    platforms: posix
+requirements:
+  - The C(uv) binary given in O(uv) (no pip, C(ensurepip) or C(venv) module is needed on the host).
+  - A Python interpreter on the host for the environment (see O(python)).
+options:
+  uv:
+    description:
+      - Path of the C(uv) binary on the host, normally C(ROOT/bin/uv) of the shipped bundle.
+      - Required when O(state=present).
+    type: path
+  wheelhouse:
+    description:
+      - Directory with the wheels this host needs (C(ROOT/wheelhouse)); the only package source
+        when O(network=offline).
+      - Required when O(state=present).
+    type: path
+  requirements:
+    description:
+      - Hash-pinned requirements file (C(ROOT/requirements.txt)) with one
+        C(name==version --hash=sha256:...) entry per package. Markers must already be evaluated
+        for the host; options (index URLs and the like) are refused.
+      - Required when O(state=present).
+    type: path
+  manifest:
+    description:
+      - The bundle's C(manifest.json). When given, every file it lists is checked for existence,
+        size and sha256 before uv runs, and a missing or corrupt file fails the task naming it.
+      - Bare file names are looked up in O(wheelhouse); names containing C(/) are relative to
+        the manifest's directory.
+      - sha256 results are cached in a state file next to the releases directory, keyed by the
+        file's path, size, mtime, ctime and inode, so unchanged files are not hashed again.
+      - A warning is shown when the manifest's C(uv_version) differs from the version of O(uv).
+    type: path
+  venv:
+    description:
+      - Path of the virtual environment users and services point at. The module manages it as a
+        symlink to the release in service.
+      - If it exists as a real directory the task fails unless O(adopt=true).
+    type: path
+    required: true
+  releases_dir:
+    description:
+      - Directory holding the releases. Must be on the same filesystem as O(venv) for O(adopt).
+      - The lock file C(<releases_dir>.lock) and the state file C(<releases_dir>.state.json) live next to it.
+      - Defaults to C(.NAME.releases) in the directory of O(venv), NAME being the last component of O(venv).
+    type: path
+  python:
+    description:
+      - Interpreter for the environment, passed to C(uv venv --python) (a path such as
+        C(/usr/bin/python3.11) or a version request such as C(3.11)). uv never downloads a Python.
+      - Defaults to the interpreter running this module (the real path of C(sys.executable)),
+        that is C(ansible_python_interpreter).
+      - When the value differs from the one the release in service was built with, a new
+        release is built.
+    type: str
+  cache_dir:
+    description:
+      - uv cache directory. Kept warm between runs so that building a new release only links
+        files. Must be writable by the user running the module.
+      - Defaults to C(cache) beside the O(wheelhouse) directory, that is C(ROOT/cache).
+    type: path
+  network:
+    description:
+      - V(offline) runs uv with C(--offline --no-index --find-links WHEELHOUSE) and C(UV_OFFLINE=1).
+      - V(online) uses the index (O(index_url) or uv's default) plus C(--find-links WHEELHOUSE).
+      - V(fallback) tries like V(online) first and, when that fails (for example because the
+        index cannot be reached), repeats the step offline; RV(network_used) tells which one worked.
+      - In every mode uv runs with C(--no-config), C(UV_NO_CONFIG=1), C(UV_PYTHON_DOWNLOADS=never),
+        its own C(UV_CACHE_DIR), and without any C(UV_*) or C(PIP_*) variable of the calling
+        environment (C(HOME) is kept).
+    type: str
+    choices: [offline, fallback, online]
+    default: offline
+  index_url:
+    description:
+      - Package index for O(network=online) and O(network=fallback). Ignored when offline.
+    type: str
+  refresh:
+    description:
+      - Pass C(--refresh) to uv to revalidate cached data. uv refuses it offline, so
+        O(refresh=true) with O(network=offline) fails before uv runs; in O(network=fallback) the
+        offline retry runs without it.
+    type: bool
+    default: false
+  compile_bytecode:
+    description:
+      - Compile the installed packages to bytecode (C(uv pip sync --compile-bytecode)) while
+        building a release. Useful when the application user cannot write C(__pycache__).
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) makes O(venv) hold exactly the packages of O(requirements).
+      - V(rollback) switches O(venv) back to the release that was in service before the current
+        one (fails when there is none); always reports a change.
+    type: str
+    choices: [present, rollback]
+    default: present
+  adopt:
+    description:
+      - When O(venv) is a real directory (for example made by an older deployment), move it into
+        the releases directory and manage it from then on; it becomes the previous release and a
+        fresh release is built from the wheelhouse. Without this the task fails and leaves the
+        directory alone.
+    type: bool
+    default: false
+  owner:
+    description:
+      - User (name or uid) to own a new release (C(chown -R)). Requires running as root; the lock
+        file, state file, releases directory, symlink and uv cache are handed over too, so the
+        user can later run the module unprivileged (for example with C(become_user)).
+    type: str
+  group:
+    description:
+      - Group (name or gid) to own a new release, like O(owner).
+    type: str
+  keep_releases:
+    description:
+      - How many complete releases to keep, counting the one in service. The release replaced by
+        the current one is always kept first (the rollback target). Half-built leftovers of
+        interrupted runs are removed.
+    type: int
+    default: 2
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same O(venv) to finish before failing.
+    type: int
+    default: 600
+notes:
+  - No-op runs are fast; a change links files from the warm cache into a fresh directory.
+  - Executables installed into a release start with the release's own path in their shebang,
+    so a running program keeps using the release it started from until it restarts.
+  - uv does not notice a wheel that was rebuilt without a version change; this module records the
+    hashes each release was built from and builds a new release when they change (RV(reinstalled)).
+seealso:
+  - name: uv pip sync
+    description: The uv command this module drives.
+    link: https://docs.astral.sh/uv/reference/cli/#uv-pip-sync
+"""
+
+EXAMPLES = r"""
+- name: Sync the application environment from the shipped bundle (no network)
+  airgap.uv.sync:
+    uv: /opt/airgap-uv/myapp/bin/uv
+    wheelhouse: /opt/airgap-uv/myapp/wheelhouse
+    requirements: /opt/airgap-uv/myapp/requirements.txt
+    manifest: /opt/airgap-uv/myapp/manifest.json
+    venv: /srv/myapp/venv
+    python: /usr/bin/python3.11
+    owner: myapp
+    group: myapp
+  register: myapp_sync
+
+- name: Restart the service only when packages changed
+  ansible.builtin.service:
+    name: myapp
+    state: restarted
+  when: myapp_sync is changed
+
+- name: Prefer the internal index, fall back to the wheelhouse when it cannot be reached
+  airgap.uv.sync:
+    uv: /opt/airgap-uv/myapp/bin/uv
+    wheelhouse: /opt/airgap-uv/myapp/wheelhouse
+    requirements: /opt/airgap-uv/myapp/requirements.txt
+    venv: /srv/myapp/venv
+    network: fallback
+    index_url: https://pypi.example.invalid/simple
+
+- name: Take over an environment that was created as a plain directory
+  airgap.uv.sync:
+    uv: /opt/airgap-uv/myapp/bin/uv
+    wheelhouse: /opt/airgap-uv/myapp/wheelhouse
+    requirements: /opt/airgap-uv/myapp/requirements.txt
+    venv: /srv/myapp/venv
+    adopt: true
+
+- name: Go back to the previous release
+  airgap.uv.sync:
+    venv: /srv/myapp/venv
+    state: rollback
+"""
+
+RETURN = r"""
+installed:
+  description: Packages that were (or in check mode would be) added.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "pyyaml", "version": "6.0.1"}]
+removed:
+  description: Packages that were (or would be) removed.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "markupsafe", "version": "2.1.5"}]
+upgraded:
+  description: Packages whose version went up.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "six", "from": "1.16.0", "to": "1.17.0"}]
+downgraded:
+  description: Packages whose version went down.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "six", "from": "1.17.0", "to": "1.16.0"}]
+reinstalled:
+  description: Packages installed again at the same version because their wheel changed (other sha256).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "myapp", "version": "1.0.0"}]
+packages:
+  description: The package set of the environment after the run, as C(name==version), sorted by name.
+  returned: success
+  type: list
+  elements: str
+  sample: ["attrs==23.2.0", "idna==3.7", "pyyaml==6.0.1", "six==1.17.0"]
+release:
+  description:
+    - The release directory in service after the run. In check mode the one in service now
+      (V(null) when there is none).
+  returned: success
+  type: str
+  sample: /srv/myapp/.venv.releases/20250101T120000.123456Z-a1b2c3
+previous_release:
+  description: The release that was in service before RV(release) (the rollback target), if it still exists.
+  returned: success
+  type: str
+  sample: /srv/myapp/.venv.releases/20241201T090000.654321Z-d4e5f6
+venv:
+  description: The managed environment path (the symlink).
+  returned: success
+  type: str
+  sample: /srv/myapp/venv
+network_used:
+  description: V(offline) or V(online), the mode of the uv sync that succeeded; V(null) for a rollback.
+  returned: success
+  type: str
+  sample: offline
+uv_version:
+  description: Version of the uv binary used; V(null) for a rollback.
+  returned: success
+  type: str
+  sample: 0.13.8
+reason:
+  description: Why the run changed something (V(null) when it did not).
+  returned: success
+  type: str
+  sample: packages changed
+pruned_releases:
+  description: Old or half-built release directories removed by this run.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+cmd:
+  description: The uv command line that failed.
+  returned: failure, when uv failed
+  type: list
+  elements: str
+stderr:
+  description: The end of uv's error output.
+  returned: failure, when uv failed
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncError, SyncRunner
+
+
+def main() -> None:
+    argument_spec = dict(
+        uv=dict(type="path"),
+        wheelhouse=dict(type="path"),
+        requirements=dict(type="path"),
+        manifest=dict(type="path"),
+        venv=dict(type="path", required=True),
+        releases_dir=dict(type="path"),
+        python=dict(type="str"),
+        cache_dir=dict(type="path"),
+        network=dict(type="str", default="offline", choices=["offline", "fallback", "online"]),
+        index_url=dict(type="str"),
+        refresh=dict(type="bool", default=False),
+        compile_bytecode=dict(type="bool", default=False),
+        state=dict(type="str", default="present", choices=["present", "rollback"]),
+        adopt=dict(type="bool", default=False),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        keep_releases=dict(type="int", default=2),
+        lock_timeout=dict(type="int", default=600),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ["uv", "wheelhouse", "requirements"])],
+        supports_check_mode=True,
+    )
+    runner = SyncRunner(
+        module.params,
+        check_mode=module.check_mode,
+        diff=module._diff,
+        tmpdir=lambda: module.tmpdir,
+        warn=module.warn,
+    )
+    try:
+        result = runner.run()
+    except SyncError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

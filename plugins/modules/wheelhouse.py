@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# The work happens in the action plugin of the same name, on the controller; this file
+# carries the documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wheelhouse
+short_description: Build a per-host offline wheelhouse from a uv project's uv.lock
+version_added: 0.1.0
+description:
+  - Runs on the controller, which needs network access to the package index; the hosts do not.
+  - Reads the project's C(uv.lock) and, for every distinct target among O(targets), selects the
+    packages uv would install there (markers evaluated in the host's own marker environment,
+    groups and extras in uv's vocabulary) and the exact file uv would pick (wheel tag priority
+    for the host's Python, CPU and C library).
+  - Downloads each file once into a content-addressed cache, streaming and checking the sha256
+    recorded in the lock, retrying timeouts and server errors, and never leaves a partial file.
+  - Builds what is not a wheel (the project itself, workspace members, path dependencies,
+    sdist-only packages) into a wheel on the controller with uv.
+  - Fetches the uv binary for each host's platform from the package index (its wheel is found
+    by locking a throw-away project that requires C(uv==VERSION)) and unpacks C(uv) and C(uvx).
+  - Writes under O(dest) one directory per target, C(targets/<id>/), holding exactly that
+    target's C(bin/uv), C(wheelhouse/*.whl), a hash-pinned C(requirements.txt) and a
+    C(manifest.json); M(airgap.uv.sync) installs from it on the host with no network.
+  - The wheelhouse changes only by renames of complete files and directories, so a failed run
+    leaves the previous one usable.
+author:
+  - airgap.uv maintainers (@airgap-uv)
+requirements:
+  - uv on the controller (found on C(PATH), next to the controller's Python, or O(uv_executable))
+  - the Python library C(packaging) on the controller
+  - C(tomli) on the controller when it runs Python older than 3.11
+options:
+  project:
+    description: Directory of the uv project (holding C(pyproject.toml) and C(uv.lock)) on the controller.
+    type: path
+    required: true
+  dest:
+    description: Wheelhouse directory on the controller. Created when missing.
+    type: path
+    required: true
+  targets:
+    description:
+      - Map of host name to that host's C(airgap_uv_target) fact from M(airgap.uv.target_facts).
+      - Hosts with equal targets share one install file.
+    type: dict
+    required: true
+  groups:
+    description: Dependency groups to include, like C(uv sync --group).
+    type: list
+    elements: str
+    default: []
+  only_groups:
+    description: Install only these groups and not the project's dependencies, like C(uv sync --only-group).
+    type: list
+    elements: str
+    default: []
+  all_groups:
+    description: Include every dependency group, like C(uv sync --all-groups).
+    type: bool
+    default: false
+  no_default_groups:
+    description: Leave out the default groups (C(tool.uv.default-groups), C(dev) when unset), like C(uv sync --no-default-groups).
+    type: bool
+    default: false
+  no_dev:
+    description: Leave out the C(dev) group, like C(uv sync --no-dev).
+    type: bool
+    default: false
+  extras:
+    description: Optional dependencies (extras) to include, like C(uv sync --extra).
+    type: list
+    elements: str
+    default: []
+  all_extras:
+    description: Include every extra, like C(uv sync --all-extras).
+    type: bool
+    default: false
+  package:
+    description: Deploy one workspace member instead of the whole workspace, like C(uv sync --package).
+    type: str
+  uv_version:
+    description: Version of the uv binary to ship to the hosts. Default is the controller's uv version.
+    type: str
+  uv_executable:
+    description: uv to run on the controller.
+    type: path
+  cache_dir:
+    description:
+      - Controller cache of downloaded and built files, keyed by sha256; a changed lock downloads only new files.
+      - Default is C(~/.cache/airgap-uv).
+    type: path
+  workers:
+    description: Parallel downloads.
+    type: int
+    default: 8
+  retries:
+    description: Retries of a download after a timeout, a connection error or an HTTP 408/429/5xx answer, with exponential backoff.
+    type: int
+    default: 3
+  timeout:
+    description: Seconds to wait on a stalled download connection.
+    type: int
+    default: 60
+  check_lock:
+    description: Fail when C(uv lock --check) says C(uv.lock) is out of date with C(pyproject.toml). The result is cached per file state.
+    type: bool
+    default: true
+  prune:
+    description: Remove files from O(dest) that no target needs any more.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Plans and reports what would be downloaded or built; writes nothing under O(dest).
+  diff_mode:
+    support: none
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Credentials for a private index come from the user's C(~/.netrc); they are never logged or written
+    into the wheelhouse.
+  - Run it once for all hosts, for example with C(run_once) and C(delegate_to=localhost).
+seealso:
+  - module: airgap.uv.target_facts
+  - module: airgap.uv.sync
+"""
+
+EXAMPLES = r"""
+- name: Describe each host
+  airgap.uv.target_facts:
+
+- name: Build the wheelhouse for every host of the play, once
+  airgap.uv.wheelhouse:
+    project: "{{ playbook_dir }}/../app"
+    dest: /var/cache/airgap-uv/app
+    targets: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'airgap_uv_target'))) }}"
+    extras: [postgres]
+    no_dev: true
+  run_once: true
+  delegate_to: localhost
+  register: app_wheelhouse
+"""
+
+RETURN = r"""
+dest:
+  description: Absolute path of the wheelhouse.
+  returned: always
+  type: str
+hosts:
+  description: For each host, its target id and the directory to copy to it.
+  returned: always
+  type: dict
+  sample: {"web1": {"target": "cpython3.11.2-linux-x86_64-glibc2.36", "path": "/var/cache/airgap-uv/app/targets/cpython3.11.2-linux-x86_64-glibc2.36"}}
+targets:
+  description: Per target, its hosts, file count, bytes, built count, package list, uv wheel and directory.
+  returned: always
+  type: dict
+files:
+  description: Number of distinct files in the wheelhouse.
+  returned: always
+  type: int
+bytes:
+  description: Total size of those files.
+  returned: always
+  type: int
+downloaded:
+  description: Files fetched (or copied from local paths) in this run.
+  returned: always
+  type: int
+reused:
+  description: Files already in the controller cache.
+  returned: always
+  type: int
+built:
+  description: Wheels built from source for the targets (the project, path dependencies, sdists).
+  returned: always
+  type: int
+requests:
+  description: HTTP requests made for downloads in this run (0 when everything was cached).
+  returned: always
+  type: int
+uv_version:
+  description: Version of the uv binary shipped.
+  returned: always
+  type: str
+  sample: 0.13.8
+lock_sha256:
+  description: sha256 of the uv.lock the wheelhouse was built from.
+  returned: always
+  type: str
+"""

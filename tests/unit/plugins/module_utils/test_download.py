@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ArtifactStore against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import threading
+
+import pytest
+
+from ansible_collections.airgap.uv.plugins.module_utils._download import (
+    ArtifactStore,
+    DownloadError,
+    FileRequest,
+    redact_url,
+)
+
+PAYLOAD = b"wheel bytes " * 50000
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    # path -> list of status codes to answer before serving (consumed per request)
+    script: dict = {}
+    hits: dict = {}
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        queue = self.script.get(self.path, [])
+        if queue:
+            code = queue.pop(0)
+            self.send_response(code)
+            self.end_headers()
+            return
+        body = b"tampered" + PAYLOAD[8:] if self.path.startswith("/bad") else PAYLOAD
+        if self.path.startswith("/missing"):
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def server():
+    _Handler.script = {}
+    _Handler.hits = {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _leftovers(root):
+    return [name for d, dummy, files in os.walk(root) for name in files if name.startswith(".incoming-")]
+
+
+def test_download_verifies_and_caches(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), workers=4, backoff=0.01)
+    request = FileRequest(filename="a-1-py3-none-any.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl")
+    assert store.ensure([request]) == {PAYLOAD_SHA: "downloaded"}
+    with open(store.path_for(PAYLOAD_SHA), "rb") as handle:
+        assert handle.read() == PAYLOAD
+    # Warm: no request at all.
+    again = ArtifactStore(str(tmp_path))
+    assert again.ensure([request]) == {PAYLOAD_SHA: "reused"}
+    assert again.requests_made == 0
+    assert _Handler.hits == {"/ok/a.whl": 1}
+
+
+def test_hash_mismatch_discards_file(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), backoff=0.01)
+    request = FileRequest(filename="b.whl", sha256=PAYLOAD_SHA, url=server + "/bad/b.whl", label="b 1.0")
+    with pytest.raises(DownloadError, match=r"b 1\.0: .*uv.lock records .*discarded"):
+        store.ensure([request])
+    assert not store.has(PAYLOAD_SHA)
+    assert _leftovers(str(tmp_path)) == []
+
+
+def test_retries_5xx_then_succeeds(server, tmp_path):
+    _Handler.script["/flaky/c.whl"] = [503, 502]
+    store = ArtifactStore(str(tmp_path), retries=3, backoff=0.01)
+    store.ensure([FileRequest(filename="c.whl", sha256=PAYLOAD_SHA, url=server + "/flaky/c.whl")])
+    assert _Handler.hits["/flaky/c.whl"] == 3
+
+
+def test_gives_up_after_retries(server, tmp_path):
+    _Handler.script["/down/d.whl"] = [503] * 10
+    store = ArtifactStore(str(tmp_path), retries=2, backoff=0.01)
+    with pytest.raises(DownloadError, match="after 3 attempts"):
+        store.ensure([FileRequest(filename="d.whl", sha256=PAYLOAD_SHA, url=server + "/down/d.whl")])
+    assert _Handler.hits["/down/d.whl"] == 3
+    assert _leftovers(str(tmp_path)) == []
+
+
+def test_404_is_not_retried_and_names_the_file(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), retries=3, backoff=0.01)
+    with pytest.raises(DownloadError, match=r"e 2\.0: .*HTTP 404"):
+        store.ensure([FileRequest(filename="e.whl", sha256=PAYLOAD_SHA, url=server + "/missing/e.whl",
+                                  label="e 2.0")])
+    assert _Handler.hits["/missing/e.whl"] == 1
+
+
+def test_every_failure_is_reported(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), retries=0, backoff=0.01)
+    other = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(DownloadError) as info:
+        store.ensure([FileRequest(filename="f.whl", sha256=other, url=server + "/missing/f.whl", label="f"),
+                      FileRequest(filename="g.whl", sha256=PAYLOAD_SHA, url=server + "/bad/g.whl", label="g")])
+    assert "f: " in str(info.value) and "g: " in str(info.value)
+
+
+def test_local_path_is_copied_and_verified(tmp_path):
+    source = tmp_path / "h-1.0-py3-none-any.whl"
+    source.write_bytes(PAYLOAD)
+    store = ArtifactStore(str(tmp_path / "store"))
+    assert store.ensure([FileRequest(filename=source.name, sha256=PAYLOAD_SHA, path=str(source))]) == {
+        PAYLOAD_SHA: "copied"}
+    source.write_bytes(b"changed")
+    fresh = ArtifactStore(str(tmp_path / "store2"))
+    with pytest.raises(DownloadError, match="changed after locking"):
+        fresh.ensure([FileRequest(filename=source.name, sha256=PAYLOAD_SHA, path=str(source))])
+
+
+def test_credentials_are_redacted():
+    assert redact_url("https://user:secret@index.invalid/simple/x.whl") == "https://***@index.invalid/simple/x.whl"
+    assert redact_url("https://index.invalid/x.whl") == "https://index.invalid/x.whl"
