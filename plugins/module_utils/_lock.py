@@ -192,6 +192,8 @@ class Package:
     requires_dist: tuple[t.Mapping[str, t.Any], ...] = field(default=(), hash=False)
     #: Absolute path of a local source (path / directory / editable / virtual), else None.
     local_path: str | None = None
+    #: ``default-groups`` uv recorded for this project (tuple, "all"), or None when absent.
+    default_groups: tuple[str, ...] | str | None = field(default=None, hash=False)
 
     @property
     def key(self) -> tuple[str, str | None, str, str]:
@@ -239,6 +241,8 @@ class Lock:
     dependency_groups: t.Mapping[str, tuple[Requirement, ...]] = field(default_factory=dict)
     options: t.Mapping[str, t.Any] = field(default_factory=dict)
     requires_python_raw: str | None = None
+    #: ``[manifest] default-groups`` (workspace root's tool.uv.default-groups), or None when absent.
+    default_groups: tuple[str, ...] | str | None = None
 
     def __post_init__(self) -> None:
         self._by_name: dict[str, list[Package]] = {}
@@ -490,6 +494,16 @@ def _parse_dep_map(value: t.Any, path: str, where: str) -> dict[str, tuple[Depen
     return result
 
 
+def _parse_default_groups(value: t.Any, path: str, where: str) -> tuple[str, ...] | str | None:
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(canonicalize_name(v) for v in value)
+    raise _err(path, "%s must be \"all\" or an array of group names, got %r." % (where, value))
+
+
 def _parse_package(table: t.Any, path: str, index: int, lock_dir: str) -> Package:
     where = "[[package]] #%d" % (index + 1)
     pkg = _as_table(table, path, where)
@@ -549,6 +563,7 @@ def _parse_package(table: t.Any, path: str, index: int, lock_dir: str) -> Packag
         declared_groups=declared_groups,
         requires_dist=requires_dist,
         local_path=local_path,
+        default_groups=_parse_default_groups(pkg.get("default-groups"), path, where + ".default-groups"),
     )
 
 
@@ -631,6 +646,7 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
         dependency_groups=groups,
         options=dict(_as_table(data.get("options") or {}, path, "[options]")),
         requires_python_raw=str(raw_rp) if raw_rp is not None else None,
+        default_groups=_parse_default_groups(manifest.get("default-groups"), path, "manifest.default-groups"),
     )
     # Every edge must point at exactly one package: check now, fail early with the file name.
     for package in packages:

@@ -19,6 +19,7 @@ lock for a given marker environment, groups and extras:
 from __future__ import annotations
 
 import functools
+import os
 import re
 import traceback
 import typing as t
@@ -320,6 +321,16 @@ def _roots(lock: Lock, options: SelectionOptions) -> list[Package]:
     return roots
 
 
+def _member_default_groups(member: Package) -> tuple[str, ...] | str:
+    if member.default_groups is not None:
+        return member.default_groups
+    if member.local_path:
+        pyproject = os.path.join(member.local_path, "pyproject.toml")
+        if os.path.isfile(pyproject):
+            return read_default_groups(pyproject)
+    return ("dev",)
+
+
 def _find_by_markers(lock: Lock, req: Requirement, marker_env: t.Mapping[str, str]) -> Package:
     candidates = lock.packages_named(req.name)
     if len(candidates) > 1:
@@ -345,13 +356,18 @@ def select_packages(
     lock: Lock,
     marker_env: t.Mapping[str, str],
     options: SelectionOptions,
-    default_groups: t.Iterable[str] | str = ("dev",),
+    default_groups: t.Iterable[str] | str | None = None,
 ) -> list[SelectedPackage]:
     """Return the packages uv would install for the target, sorted by name.
 
     ``marker_env`` is the TARGET interpreter's marker environment (all keys of
-    packaging's ``default_environment()``); ``default_groups`` is what
-    :func:`read_default_groups` returned for the workspace root.
+    packaging's ``default_environment()``).
+
+    ``default_groups`` is the workspace root's ``tool.uv.default-groups`` (what
+    :func:`read_default_groups` returns for the root pyproject.toml). ``None``
+    takes them from the lock (uv records non-default values there), else
+    ``("dev",)``. With ``options.package`` naming a member other than the root
+    project, the member's own default groups apply, as in uv.
     """
     if not HAS_PACKAGING:
         raise SelectionError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
@@ -362,9 +378,26 @@ def select_packages(
     _check_option_combinations(options)
     roots = _roots(lock, options)
     members = set(lock.workspace_members)
+    project = lock.project
+    # uv's install targets: one project (``--package X`` or the root project), every member
+    # (``--all-packages``), or every member of a workspace whose root is not a project.
+    member_target = bool(options.package) and (project is None or roots[0].name != project.name)
+    if member_target:
+        # With --package, the workspace root's default groups do not apply: the member's own do.
+        target_defaults = _member_default_groups(roots[0])
+    elif default_groups is not None:
+        target_defaults = default_groups
+    elif project is not None and project.default_groups is not None:
+        target_defaults = project.default_groups
+    elif lock.default_groups is not None:
+        target_defaults = lock.default_groups
+    else:
+        target_defaults = ("dev",)
+
     # Validate extras and groups against what the roots declare.
     root_extras = {e for r in roots for e in r.extras}
-    root_groups = {g for r in roots for g in r.groups} | set(lock.dependency_groups)
+    root_groups = {g for r in roots for g in r.groups}
+    known_groups = root_groups | set(lock.dependency_groups)
     for extra in options.extras + options.no_extras:
         if _canon(extra) not in root_extras:
             raise SelectionError(
@@ -372,12 +405,30 @@ def select_packages(
                 % (extra, _describe_roots(roots), _known_list(root_extras))
             )
     for group in options.groups + options.only_groups + options.no_groups:
-        if _canon(group) not in root_groups:
+        if _canon(group) not in known_groups:
             raise SelectionError(
                 "Group `%s` is not defined by %s (known groups: %s); check the groups you asked for."
-                % (group, _describe_roots(roots), _known_list(root_groups))
+                % (group, _describe_roots(roots), _known_list(known_groups))
             )
-    prod, active_groups = resolve_groups(options, root_groups, default_groups)
+    prod, active_groups = resolve_groups(options, known_groups, target_defaults)
+    if member_target:
+        # uv 0.13 applies groups of a non-project workspace root to a single member only when
+        # they are requested explicitly and the member has no group of that name.
+        _prod, explicit = resolve_groups(
+            SelectionOptions(
+                groups=options.groups,
+                only_groups=options.only_groups,
+                all_groups=options.all_groups,
+                no_default_groups=True,
+                no_dev=options.no_dev,
+                no_groups=options.no_groups,
+            ),
+            known_groups,
+            (),
+        )
+        manifest_groups = frozenset(explicit - root_groups)
+    else:
+        manifest_groups = active_groups
     if options.all_extras:
         wanted_extras = set(root_extras)
     else:
@@ -390,7 +441,7 @@ def select_packages(
         for root in roots:
             if prod:
                 activated.extend(ConflictItem(root.name, "extra", e) for e in sorted(wanted_extras) if e in root.optional_dependencies)
-            activated.extend(ConflictItem(root.name, "group", g) for g in sorted(active_groups) if g in root.dev_dependencies)
+            activated.extend(ConflictItem(root.name, "group", g) for g in sorted(active_groups) if g in root.groups)
             if prod:
                 activated.append(ConflictItem(root.name, "project", None))
 
@@ -428,7 +479,7 @@ def select_packages(
 
     # Manifest-level requirements (PEP 723 scripts) and groups of a virtual workspace root.
     manifest_reqs: list[Requirement] = list(lock.requirements) if prod else []
-    for group in sorted(active_groups):
+    for group in sorted(manifest_groups):
         manifest_reqs.extend(lock.dependency_groups.get(group, ()))
     for req in manifest_reqs:
         if not evaluate_marker(req.marker, marker_env):
