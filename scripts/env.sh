@@ -2,7 +2,6 @@
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$repo/.venv/collections"
-export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 export ANSIBLE_HOST_KEY_CHECKING=true
 export ANSIBLE_PIPELINING=true
 export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}

@@ -409,11 +409,13 @@ class Uv:
         self.runner = runner
         self._info: t.Optional[UvInfo] = None
 
-    def run(self, args: t.Sequence[str], offline: bool = True) -> CommandResult:
+    def run(self, args: t.Sequence[str], offline: bool = True, extra_env: t.Optional[t.Mapping[str, str]] = None) -> CommandResult:
         # ``--no-config`` must come before the subcommand: after ``pip sync`` uv 0.5
         # takes it for pip-tools' (ignored) option of the same name.
         argv = [self.path, "--no-config"] + list(args)
-        return self.runner(argv, uv_environment(self.environ, self.cache_dir, offline))
+        env = uv_environment(self.environ, self.cache_dir, offline)
+        env.update(extra_env or {})
+        return self.runner(argv, env)
 
     def check(self, args: t.Sequence[str], what: str, offline: bool = True) -> CommandResult:
         res = self.run(args, offline=offline)
@@ -975,6 +977,8 @@ class SyncParams:
         lock_timeout = params.get("lock_timeout")
         self.lock_timeout: float = float(lock_timeout if lock_timeout is not None else 600)
         self.compile_bytecode: bool = bool(params.get("compile_bytecode"))
+        self.http_timeout: t.Optional[int] = params.get("http_timeout")
+        self.http_retries: t.Optional[int] = params.get("http_retries")
 
 
 _SYNC_HINT = (
@@ -1111,7 +1115,7 @@ class SyncRunner:
             if res.rc != 0:
                 raise uv_failure(what, res, hint=_SYNC_HINT)
             return res, "offline"
-        online = self.uv.run(self._sync_args(python, dry_run, online=True), offline=False)
+        online = self.uv.run(self._sync_args(python, dry_run, online=True), offline=False, extra_env=self._http_env())
         if online.rc == 0:
             return online, "online"
         if mode == "online":
@@ -1125,6 +1129,14 @@ class SyncRunner:
             offline,
             hint="%s\nThe online attempt failed before:\n%s" % (_SYNC_HINT, stderr_tail(online.stderr, 10)),
         )
+
+    def _http_env(self) -> t.Dict[str, str]:
+        env = {}
+        if self.p.http_timeout is not None:
+            env["UV_HTTP_TIMEOUT"] = str(self.p.http_timeout)
+        if self.p.http_retries is not None:
+            env["UV_HTTP_RETRIES"] = str(self.p.http_retries)
+        return env
 
     def _create_venv(self, path: str) -> None:
         args = ["venv", "--python", self.p.python, "--no-python-downloads", "--allow-existing",

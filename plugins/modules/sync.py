@@ -118,6 +118,16 @@ options:
     description:
       - Package index for O(network=online) and O(network=fallback). Ignored when offline.
     type: str
+  http_timeout:
+    description:
+      - Seconds uv waits for the index (C(UV_HTTP_TIMEOUT)) in the online attempts of
+        O(network=online) and O(network=fallback). Not used offline.
+    type: int
+  http_retries:
+    description:
+      - How often uv retries a failed request to the index (C(UV_HTTP_RETRIES), uv 0.7 and later)
+        in the online attempts. V(0) makes O(network=fallback) give up on an unreachable index at once.
+    type: int
   refresh:
     description:
       - Pass C(--refresh) to uv to revalidate cached data. uv refuses it offline, so
@@ -326,6 +336,8 @@ def main() -> None:
         cache_dir=dict(type="path"),
         network=dict(type="str", default="offline", choices=["offline", "fallback", "online"]),
         index_url=dict(type="str"),
+        http_timeout=dict(type="int"),
+        http_retries=dict(type="int"),
         refresh=dict(type="bool", default=False),
         compile_bytecode=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "rollback"]),

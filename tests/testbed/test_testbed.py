@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(
 
 def tool(*args, check=True, timeout=120):
     proc = subprocess.run(
-        [sys.executable, str(TOOL), *args],
+        [str(TOOL), *args],
+        check=False,
         env=ENV,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -82,6 +83,7 @@ def ssh(info, addr, *cmd, known_hosts=None):
             "-o", "ConnectTimeout=10",
             f"root@{addr}", *cmd,
         ],
+        check=False,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -96,7 +98,7 @@ def leftovers(name):
         found.append("state dir")
     if os.path.lexists(f"/run/netns/agu-{TAG}-{name}"):
         found.append("netns")
-    links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout)
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show"], check=True, capture_output=True, text=True).stdout)
     if any(l.get("ifalias") == f"airgap-uv-testbed {TAG} {name}" for l in links):
         found.append("veth")
     needle = f"{STATE}/hosts/{name}".encode()
@@ -174,7 +176,7 @@ def test_ansible_ping(hosts, tmp_path):
     )
     proc = subprocess.run(
         [ansible, "-i", hosts["inventory"], "all", "-m", "ansible.builtin.ping"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in HOSTS:
@@ -282,7 +284,7 @@ def _kill_up_midway(name, delay, sig):
     file appears first), so each delay hits a different step whatever the
     interpreter's start-up time on this machine."""
     meta = Path(STATE, "hosts", name, "meta.json")
-    proc = subprocess.Popen([sys.executable, str(TOOL), "up", name], env=ENV,
+    proc = subprocess.Popen([str(TOOL), "up", name], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not meta.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -331,7 +333,7 @@ def test_terminated_up_cleans_up(testbed, delay):
 
 def test_down_while_up_is_half_made(testbed):
     name = "tb-d"
-    up = subprocess.Popen([sys.executable, str(TOOL), "up", name], env=ENV,
+    up = subprocess.Popen([str(TOOL), "up", name], env=ENV,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     meta = Path(STATE, "hosts", name, "meta.json")
     deadline = time.monotonic() + 30

@@ -96,6 +96,23 @@ class Target:
         return base
 
 
+#: Extra targets for the offline fake-wheel comparisons (no downloads involved).
+EXTRA_TAG_TARGETS: tuple[Target, ...] = (
+    Target("linux-x86_64-glibc228-py312", "3.12.1", "x86_64-manylinux_2_28", "linux", "x86_64", "glibc", "2.28"),
+    Target("linux-aarch64-glibc217-py312", "3.12.1", "aarch64-manylinux2014", "linux", "aarch64", "glibc", "2.17"),
+    Target("musl-aarch64-py313", "3.13.0", "aarch64-unknown-linux-musl", "linux", "aarch64", "musl", "1.2"),
+    Target(
+        "macos-x86_64-py311", "3.11.7", "x86_64-apple-darwin", "darwin", "x86_64", None, None,
+        macos_version="10.15", env={"MACOSX_DEPLOYMENT_TARGET": "10.15"},
+    ),
+    Target(
+        "macos-arm64-13-py39", "3.9.18", "aarch64-apple-darwin", "darwin", "arm64", None, None,
+        macos_version="13.0", env={"MACOSX_DEPLOYMENT_TARGET": "13.0"},
+    ),
+    Target("windows-arm64-py312", "3.12.1", "aarch64-pc-windows-msvc", "windows", "ARM64", None, None),
+    Target("windows-x86-py311", "3.11.7", "i686-pc-windows-msvc", "windows", "x86", None, None),
+)
+
 TARGETS: tuple[Target, ...] = (
     Target("linux-x86_64-py39", "3.9.18", "x86_64-manylinux_2_36", "linux", "x86_64", "glibc", "2.36"),
     Target("linux-x86_64-py312", "3.12.1", "x86_64-manylinux_2_36", "linux", "x86_64", "glibc", "2.36"),
@@ -292,7 +309,7 @@ class ArtifactProxy:
                     self.send_error(502, str(exc))
                     return
                 with proxy._lock:
-                    proxy.requests.append(self.path.rsplit("/", 1)[-1])
+                    proxy.requests.append(urllib.parse.unquote(self.path.rsplit("/", 1)[-1]))
                 size = os.path.getsize(local)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")

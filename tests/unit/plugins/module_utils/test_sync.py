@@ -1,0 +1,560 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of plugins/module_utils/_sync.py (no uv needed).
+
+uv outputs are real recordings of uv 0.13.8 (JSON + text), 0.8.22 and 0.5.31 (text only)
+under fixtures/uv_output/<version>/ (see fixtures/uv_output/README.md).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
+
+FIXTURES = Path(__file__).absolute().parent / "fixtures" / "uv_output"
+VERSIONS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+REQ1 = {"attrs": "23.2.0", "idna": "3.7", "markupsafe": "2.1.5", "six": "1.16.0"}
+REQ2 = {"attrs": "23.2.0", "idna": "3.7", "pyyaml": "6.0.1", "six": "1.17.0"}
+
+
+def fixture(version: str, case: str) -> dict:
+    with open(FIXTURES / version / (case + ".json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_fixtures_cover_new_and_old_uv():
+    assert "0.13.8" in VERSIONS and len(VERSIONS) >= 2
+    assert any(S.compare_versions(v, "0.9") < 0 for v in VERSIONS)
+
+
+# ---------------------------------------------------------------------------
+# names and versions
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, canon", [("PyYAML", "pyyaml"), ("zope.interface", "zope-interface"), ("a__b-.c", "a-b-c")])
+def test_canonical_name(raw, canon):
+    assert S.canonical_name(raw) == canon
+
+
+@pytest.mark.parametrize(
+    "lower, higher",
+    [
+        ("1.0", "1.0.1"),
+        ("1.9", "1.10"),
+        ("1.0.dev0", "1.0a1"),
+        ("1.0a1", "1.0b1"),
+        ("1.0b2", "1.0rc1"),
+        ("1.0rc1", "1.0"),
+        ("1.0", "1.0.post1"),
+        ("1.0.post1.dev1", "1.0.post1"),
+        ("1.0", "1!0.1"),
+        ("1.0", "1.0+local"),
+        ("1.0+abc", "1.0+5"),
+        ("16.0", "17.0"),
+    ],
+)
+def test_compare_versions(lower, higher):
+    assert S.compare_versions(lower, higher) == -1
+    assert S.compare_versions(higher, lower) == 1
+
+
+def test_compare_versions_equal_and_unparsable():
+    assert S.compare_versions("1.0", "1.0.0") == 0
+    assert S.compare_versions("1.0-1", "1.0.post1") == 0
+    assert S.compare_versions("weird-b", "weird-a") == 1
+
+
+# ---------------------------------------------------------------------------
+# requirements
+# ---------------------------------------------------------------------------
+
+H1 = "sha256:" + "a" * 64
+H2 = "sha256:" + "b" * 64
+
+
+def test_parse_requirements_as_exported():
+    text = (
+        "# generated\n"
+        "PyYAML==6.0.1 \\\n    --hash=%s \\\n    --hash=%s\n"
+        "six==1.16.0 --hash=%s  # pinned\n"
+        "\n"
+        "uvicorn[standard]==0.30.0 --hash %s\n" % (H1, H2, H1, H2)
+    )
+    reqs = S.parse_requirements(text)
+    assert list(reqs) == ["pyyaml", "six", "uvicorn"]
+    assert reqs["pyyaml"].version == "6.0.1" and reqs["pyyaml"].hashes == {H1, H2}
+    assert reqs["uvicorn"].hashes == {H2}
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("--index-url http://x/simple", "not allowed"),
+        ("-e ./src", "not allowed"),
+        ("six==1.16.0 ; python_version < '3.8' --hash=%s" % H1, "markers"),
+        ("six>=1.16 --hash=%s" % H1, "cannot parse"),
+        ("six==1.16.0", "no --hash"),
+        ("six==1.16.0 --hash=%s --no-deps" % H1, "unexpected"),
+    ],
+)
+def test_parse_requirements_refuses(line, fragment):
+    with pytest.raises(S.SyncError) as exc:
+        S.parse_requirements(line + "\n", source="req.txt")
+    assert fragment in exc.value.msg and "req.txt line 1" in exc.value.msg
+
+
+def test_parse_requirements_duplicate():
+    with pytest.raises(S.SyncError, match="listed twice"):
+        S.parse_requirements("six==1 --hash=%s\nSix==1 --hash=%s\n" % (H1, H1))
+
+
+# ---------------------------------------------------------------------------
+# recorded uv output
+# ---------------------------------------------------------------------------
+
+
+def _plan(version: str, case: str, after: dict):
+    rec = fixture(version, case)
+    assert rec["rc"] == 0, rec
+    return S.state_before(after, S.parse_changes(rec["stdout"], rec["stderr"]))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_dry_install(version):
+    before, reinstalled = _plan(version, "dry_install", REQ1)
+    assert before == {} and reinstalled == set()
+    diff = S.PackageDiff(before, REQ1)
+    assert [p["name"] for p in diff.installed] == sorted(REQ1) and diff.changed
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("case", ["dry_noop", "noop"])
+def test_recorded_noop(version, case):
+    rec = fixture(version, case)
+    assert S.parse_changes(rec["stdout"], rec["stderr"]) == []
+    assert re.search(r"(Checked|Audited) 4 packages", rec["stderr"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("case", ["dry_change", "change"])
+def test_recorded_upgrade_remove_install(version, case):
+    before, reinstalled = _plan(version, case, REQ2)
+    assert before == REQ1 and not reinstalled
+    diff = S.PackageDiff(before, REQ2)
+    assert diff.upgraded == [{"name": "six", "from": "1.16.0", "to": "1.17.0"}]
+    assert diff.removed == [{"name": "markupsafe", "version": "2.1.5"}]
+    assert diff.installed == [{"name": "pyyaml", "version": "6.0.1"}]
+    assert diff.downgraded == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_downgrade(version):
+    before, _ = _plan(version, "dry_downgrade", REQ1)
+    assert before == REQ2
+    diff = S.PackageDiff(before, REQ1)
+    assert diff.downgraded == [{"name": "six", "from": "1.17.0", "to": "1.16.0"}]
+    assert diff.installed == [{"name": "markupsafe", "version": "2.1.5"}] and diff.upgraded == []
+
+
+def test_json_and_text_agree():
+    for case in ("dry_install", "install", "dry_change", "change", "dry_downgrade"):
+        rec = fixture("0.13.8", case)
+        from_json = S.parse_changes_json(rec["stdout"])
+        assert from_json is not None
+        assert sorted(from_json) == sorted(S.parse_changes_text(rec["stderr"])), case
+
+
+def test_json_unknown_schema_falls_back_to_text():
+    rec = fixture("0.13.8", "dry_change")
+    weird = json.dumps({"changes": [{"name": "six", "action": "transmogrified"}]})
+    assert S.parse_changes_json(weird) is None
+    assert S.parse_changes(weird, rec["stderr"]) == S.parse_changes_text(rec["stderr"])
+    assert S.parse_changes("not json", rec["stderr"]) == S.parse_changes_text(rec["stderr"])
+
+
+def test_text_reinstall_and_url_lines():
+    stderr = " ~ myproj==0.1.0\n - foo @ file:///w/foo-1.0-py3-none-any.whl\n + Bar_Baz==2.0\nResolved 3 packages\n"
+    changes = S.parse_changes_text(stderr)
+    assert changes == [
+        S.Change("myproj", "0.1.0", S.REINSTALL),
+        S.Change("foo", None, S.REMOVE),
+        S.Change("bar-baz", "2.0", S.INSTALL),
+    ]
+    before, reinstalled = S.state_before({"myproj": "0.1.0", "bar-baz": "2.0"}, changes)
+    assert reinstalled == {"myproj"} and before == {"myproj": "0.1.0", "foo": "unknown"}
+    assert S.PackageDiff(before, {"myproj": "0.1.0", "bar-baz": "2.0"}, reinstalled).reinstalled == [
+        {"name": "myproj", "version": "0.1.0"}
+    ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_pip_list(version):
+    assert S.parse_pip_list(fixture(version, "pip_list")["stdout"]) == REQ2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_failures_keep_stderr_tail(version):
+    rec = fixture(version, "fail_corrupt")
+    res = S.CommandResult(rec["argv"], rec["rc"], rec["stdout"], rec["stderr"])
+    err = S.uv_failure("uv pip sync", res, hint="HINT")
+    assert rec["rc"] != 0 and "exit code %d" % rec["rc"] in err.msg
+    assert "idna" in err.msg and err.msg.endswith("HINT")
+    assert err.details["cmd"] == rec["argv"] and err.details["rc"] == rec["rc"]
+    missing = fixture(version, "fail_missing")
+    assert "9.9.9" in S.uv_failure("x", S.CommandResult([], missing["rc"], "", missing["stderr"])).msg
+    online = fixture(version, "online_unreachable")
+    assert online["rc"] != 0 and "index.invalid" in S.stderr_tail(online["stderr"])
+    for case in ("venv_nopython_path", "venv_nopython_version"):
+        assert fixture(version, case)["rc"] != 0
+
+
+def test_killed_by_signal_message():
+    err = S.uv_failure("uv pip sync", S.CommandResult(["uv"], -9, "", ""))
+    assert "killed by signal 9" in err.msg
+
+
+@pytest.mark.parametrize(
+    "text, version",
+    [("uv 0.13.8 (abcdef 2025-01-01)\n", "0.13.8"), ("uv 0.5.31\n", "0.5.31"), ("uv 0.9.0+12 (x)", "0.9.0+12")],
+)
+def test_parse_uv_version(text, version):
+    assert S.parse_uv_version(text) == version
+
+
+def test_package_diff_lists():
+    diff = S.PackageDiff({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "1.5", "d": "1"})
+    assert diff.installed == [{"name": "d", "version": "1"}]
+    assert diff.removed == [{"name": "c", "version": "3"}]
+    assert diff.downgraded == [{"name": "b", "from": "2", "to": "1.5"}]
+    assert S.PackageDiff({"a": "1"}, {"a": "1"}).changed is False
+
+
+# ---------------------------------------------------------------------------
+# environment and uv invocation
+# ---------------------------------------------------------------------------
+
+
+def test_uv_environment_sanitized():
+    base = {
+        "HOME": "/home/u", "PATH": "/bin", "UV_OFFLINE": "", "UV_INDEX_URL": "http://x", "UV_NO_CONFIG": "0",
+        "PIP_INDEX_URL": "http://x", "VIRTUAL_ENV": "/v", "PYTHONPATH": "/p", "SSL_CERT_DIR": "/etc/ssl/certs",
+    }
+    env = S.uv_environment(base, "/c", offline=True)
+    assert env == {
+        "HOME": "/home/u", "PATH": "/bin", "UV_NO_CONFIG": "1", "UV_CACHE_DIR": "/c",
+        "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_OFFLINE": "1",
+    }
+    online = S.uv_environment(base, "/c", offline=False)
+    assert "UV_OFFLINE" not in online and online["SSL_CERT_DIR"] == "/etc/ssl/certs"
+    assert not any(k.startswith("PIP_") for k in online)
+
+
+class FakeUv:
+    """Records uv calls and answers from a table (first matching key)."""
+
+    def __init__(self, answers=None):
+        self.calls = []
+        self.answers = answers or {}
+
+    def __call__(self, argv, env):
+        self.calls.append((argv, env))
+        joined = " ".join(argv)
+        for key, (rc, out, err) in self.answers.items():
+            if key in joined:
+                return S.CommandResult(argv, rc, out, err)
+        if "--version" in argv:
+            return S.CommandResult(argv, 0, "uv 0.13.8 (x 2025-01-01)\n", "")
+        if "--help" in argv:
+            return S.CommandResult(argv, 0, "  --output-format <FORMAT>\n", "")
+        return S.CommandResult(argv, 0, "", "")
+
+
+def test_uv_info_cached_in_state(tmp_path):
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\n")
+    fake = FakeUv()
+    state = S.StateFile(str(tmp_path / "state.json"))
+    info = S.Uv(str(uv), "/c", {}, fake).info(state)
+    assert info == S.UvInfo("0.13.8", True) and len(fake.calls) == 2
+    assert all(argv[1] == "--no-config" for argv, _ in fake.calls)
+    state.save()
+    fake2 = FakeUv()
+    assert S.Uv(str(uv), "/c", {}, fake2).info(S.StateFile.load(state.path)) == info and fake2.calls == []
+    uv.write_text("#!/bin/sh\n# another uv\n")  # other size -> probed again
+    fake3 = FakeUv()
+    S.Uv(str(uv), "/c", {}, fake3).info(S.StateFile.load(state.path))
+    assert len(fake3.calls) == 2
+
+
+# ---------------------------------------------------------------------------
+# manifest
+# ---------------------------------------------------------------------------
+
+
+def _manifest(tmp_path, files):
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir(exist_ok=True)
+    entries = []
+    for name, data in files.items():
+        (wh / name).write_bytes(data)
+        entries.append({"filename": name, "sha256": S.hashlib.sha256(data).hexdigest(), "size": len(data)})
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"format": 1, "files": entries, "uv_version": "0.13.8"}))
+    return m, wh
+
+
+def test_manifest_ok_and_cached(tmp_path, monkeypatch):
+    m, wh = _manifest(tmp_path, {"a-1-py3-none-any.whl": b"aaa", "b-1-py3-none-any.whl": b"bbbb"})
+    state = S.StateFile(str(tmp_path / "state.json"))
+    S.ManifestVerifier(str(m), str(wh), state).verify()
+    assert len(state.data["sha256"]) == 2 and state.dirty
+    state.save()
+    hashed = []
+    monkeypatch.setattr(S, "sha256_file", lambda p: hashed.append(p) or "x")
+    state2 = S.StateFile.load(state.path)
+    S.ManifestVerifier(str(m), str(wh), state2).verify()
+    assert hashed == [] and not state2.dirty
+
+
+def test_manifest_missing_and_corrupt_named(tmp_path):
+    m, wh = _manifest(tmp_path, {"a-1.whl": b"aaa", "b-1.whl": b"bbbb", "c-1.whl": b"cc"})
+    (wh / "a-1.whl").unlink()
+    (wh / "b-1.whl").write_bytes(b"bbbX")  # same size
+    (wh / "c-1.whl").write_bytes(b"ccc")  # other size
+    with pytest.raises(S.SyncError) as exc:
+        S.ManifestVerifier(str(m), str(wh), S.StateFile(str(tmp_path / "s"))).verify()
+    msg = exc.value.msg
+    assert "%s is missing" % (wh / "a-1.whl") in msg
+    assert "%s is corrupt: sha256" % (wh / "b-1.whl") in msg
+    assert "%s is corrupt: size 3" % (wh / "c-1.whl") in msg
+
+
+def test_manifest_detects_change_with_same_mtime(tmp_path):
+    m, wh = _manifest(tmp_path, {"a-1.whl": b"aaa"})
+    state = S.StateFile(str(tmp_path / "s"))
+    S.ManifestVerifier(str(m), str(wh), state).verify()
+    st = os.stat(wh / "a-1.whl")
+    (wh / "a-1.whl").write_bytes(b"aaX")
+    os.utime(wh / "a-1.whl", ns=(st.st_atime_ns, st.st_mtime_ns))  # ctime still moves
+    with pytest.raises(S.SyncError, match="corrupt"):
+        S.ManifestVerifier(str(m), str(wh), state).verify()
+
+
+@pytest.mark.parametrize("content, fragment", [("{", "not valid JSON"), ('{"format": 2, "files": []}', "unsupported format")])
+def test_manifest_bad_document(tmp_path, content, fragment):
+    (tmp_path / "m.json").write_text(content)
+    with pytest.raises(S.SyncError, match=fragment):
+        S.ManifestVerifier(str(tmp_path / "m.json"), str(tmp_path), S.StateFile(str(tmp_path / "s"))).verify()
+
+
+def test_manifest_paths(tmp_path):
+    v = S.ManifestVerifier(str(tmp_path / "manifest.json"), str(tmp_path / "wh"), S.StateFile("x"))
+    assert v.resolve("a.whl") == str(tmp_path / "wh" / "a.whl")
+    assert v.resolve("bin/uv") == str(tmp_path / "bin" / "uv")
+
+
+# ---------------------------------------------------------------------------
+# lock and state
+# ---------------------------------------------------------------------------
+
+
+def test_lock_times_out_with_clear_message(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with S.FileLock(path, 5):
+        t0 = S.time.monotonic()
+        with pytest.raises(S.SyncError) as exc:
+            with S.FileLock(path, 0.3):
+                pass
+        assert S.time.monotonic() - t0 < 3
+        assert "Timed out after 0.3s" in exc.value.msg and path in exc.value.msg and str(os.getpid()) in exc.value.msg
+    with S.FileLock(path, 0):  # released
+        pass
+
+
+def test_shared_lock_without_file_creates_nothing(tmp_path):
+    with S.FileLock(str(tmp_path / "none.lock"), 1, shared=True, create=False):
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_shared_lock_waits_for_writer(tmp_path):
+    path = str(tmp_path / "x.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(S.SyncError, match="Timed out"):
+            with S.FileLock(path, 0.2, shared=True, create=False):
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_state_file_corrupt_is_ignored(tmp_path):
+    p = tmp_path / "state.json"
+    p.write_text("{garbage")
+    st = S.StateFile.load(str(p))
+    assert st.data == {"format": S.STATE_FORMAT}
+    st.set("k", 1)
+    st.save()
+    assert json.loads(p.read_text())["k"] == 1
+
+
+# ---------------------------------------------------------------------------
+# releases
+# ---------------------------------------------------------------------------
+
+
+def _complete(store, rel_id, previous=None):
+    rel = S.Release(os.path.join(store.releases_dir, rel_id))
+    os.makedirs(os.path.join(rel.path, "bin"))
+    rel.write_meta({"format": 1, "id": rel_id, "previous": previous, "packages": {"six": {"version": "1", "hashes": []}}})
+    return rel
+
+
+def test_store_inspect_kinds(tmp_path):
+    store = S.ReleaseStore(str(tmp_path / "venv"))
+    assert store.releases_dir == str(tmp_path / ".venv.releases")
+    assert store.lock_path == str(tmp_path / ".venv.releases.lock")
+    assert store.inspect().kind == "absent"
+    (tmp_path / "venv").mkdir()
+    assert store.inspect().kind == "directory"
+    (tmp_path / "venv").rmdir()
+    (tmp_path / "venv").symlink_to("/usr")
+    assert store.inspect().kind == "foreign"
+    (tmp_path / "venv").unlink()
+    (tmp_path / "venv").symlink_to(".venv.releases/gone")
+    assert store.inspect().kind == "dangling"
+    rel = _complete(store, "20250101T000000.000000Z-aaaaaa")
+    store.activate(rel)
+    view = store.inspect()
+    assert view.kind == "release" and view.current.id == rel.id
+    assert os.readlink(tmp_path / "venv") == ".venv.releases/" + rel.id  # relative: the tree can move
+
+
+def test_store_activate_absolute_when_elsewhere(tmp_path):
+    store = S.ReleaseStore(str(tmp_path / "a" / "venv"), str(tmp_path / "r"))
+    os.makedirs(tmp_path / "a")
+    rel = _complete(store, "20250101T000000.000000Z-aaaaaa")
+    store.activate(rel)
+    assert os.readlink(tmp_path / "a" / "venv") == rel.path
+    assert store.inspect().current.id == rel.id
+
+
+def test_store_cleanup_and_previous(tmp_path):
+    store = S.ReleaseStore(str(tmp_path / "venv"))
+    r1 = _complete(store, "20250101T000000.000000Z-000001")
+    r2 = _complete(store, "20250102T000000.000000Z-000002", previous=r1.id)
+    r3 = _complete(store, "20250103T000000.000000Z-000003", previous=r2.id)
+    half = S.Release(os.path.join(store.releases_dir, "20250104T000000.000000Z-000004"))
+    os.makedirs(half.path)
+    store.activate(r2)  # after a rollback to r2, r1 is r2's previous
+    (tmp_path / ".venv.tmp-1-abc").symlink_to("x")
+    assert store.previous_of(r2).id == r1.id
+    removed = store.cleanup(2, [r2, store.previous_of(r2)])
+    assert sorted(os.listdir(store.releases_dir)) == [r1.id, r2.id]
+    assert sorted(removed) == sorted([r3.path, half.path])
+    assert not os.path.lexists(tmp_path / ".venv.tmp-1-abc")
+
+
+def test_previous_falls_back_to_newest_older(tmp_path):
+    store = S.ReleaseStore(str(tmp_path / "venv"))
+    r1 = _complete(store, "20250101T000000.000000Z-000001")
+    r2 = _complete(store, "20250102T000000.000000Z-000002", previous="20240101T000000.000000Z-pruned")
+    assert store.previous_of(r2).id == r1.id
+    assert store.previous_of(r1) is None
+
+
+# ---------------------------------------------------------------------------
+# runner without uv (validation happens before any uv call)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    uv = tmp_path / "bin" / "uv"
+    uv.parent.mkdir()
+    uv.write_text("#!/bin/sh\nexit 1\n")
+    uv.chmod(0o755)
+    (tmp_path / "wheelhouse").mkdir()
+    (tmp_path / "requirements.txt").write_text("six==1.16.0 --hash=%s\n" % H1)
+    return {
+        "uv": str(uv), "wheelhouse": str(tmp_path / "wheelhouse"), "requirements": str(tmp_path / "requirements.txt"),
+        "venv": str(tmp_path / "app" / "venv"),
+    }
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ({"refresh": True}, "refresh=true cannot be combined with network=offline"),
+        ({"keep_releases": 0}, "keep_releases"),
+        ({"wheelhouse": "/nonexistent"}, "wheelhouse /nonexistent is not a directory"),
+        ({"requirements": "/nonexistent"}, "requirements file /nonexistent does not exist"),
+        ({"manifest": "/nonexistent"}, "manifest /nonexistent does not exist"),
+        ({"uv": "/nonexistent"}, "uv binary /nonexistent does not exist"),
+        ({"python": "/nonexistent/python"}, "Python interpreter /nonexistent/python not found"),
+        ({"owner": "no-such-user-xyz"}, "owner 'no-such-user-xyz' does not exist"),
+    ],
+)
+def test_runner_validation_before_uv(inputs, tmp_path, override, fragment):
+    fake = FakeUv()
+    with pytest.raises(S.SyncError) as exc:
+        S.SyncRunner(dict(inputs, **override), runner=fake).run()
+    assert fragment in exc.value.msg
+    assert fake.calls == []
+    assert not (tmp_path / "app").exists()
+
+
+def test_runner_refuses_real_directory(inputs, tmp_path):
+    os.makedirs(tmp_path / "app" / "venv")
+    with pytest.raises(S.SyncError, match="adopt=true"):
+        S.SyncRunner(inputs, runner=FakeUv()).run()
+    assert os.listdir(tmp_path / "app" / "venv") == []
+
+
+def test_runner_rollback_without_release(inputs):
+    with pytest.raises(S.SyncError, match="no release of this module is in service"):
+        S.SyncRunner(dict(inputs, state="rollback"), runner=FakeUv()).run()
+
+
+def test_runner_fallback_goes_offline(inputs, tmp_path):
+    """network=fallback: an online failure repeats the step offline (fake uv)."""
+    store = S.ReleaseStore(inputs["venv"])
+    os.makedirs(os.path.dirname(inputs["venv"]))
+    rel = _complete(store, "20250101T000000.000000Z-000001")
+    rel.write_meta({"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}})
+    store.activate(rel)
+    fake = FakeUv({"--index-url": (2, "", "error: Failed to fetch: http://idx/simple/six/\n  Caused by: dns error\n")})
+    warnings = []
+    result = S.SyncRunner(
+        dict(inputs, network="fallback", index_url="http://idx/simple", python="/usr/bin/python3"),
+        runner=fake, warn=warnings.append,
+    ).run()
+    assert result["changed"] is False and result["network_used"] == "offline"
+    sync_calls = [argv for argv, env in fake.calls if "sync" in argv and "--help" not in argv]
+    assert "--index-url" in sync_calls[0] and "--offline" in sync_calls[1]
+    online_env = [env for argv, env in fake.calls if "--index-url" in argv][0]
+    assert "UV_OFFLINE" not in online_env and fake.calls[-1][1]["UV_OFFLINE"] == "1"
+    assert warnings and "falling back" in warnings[0]
+
+
+def test_runner_content_change_detected(inputs, tmp_path):
+    store = S.ReleaseStore(inputs["venv"])
+    os.makedirs(os.path.dirname(inputs["venv"]))
+    rel = _complete(store, "20250101T000000.000000Z-000001")
+    rel.write_meta({"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H2]}}})
+    store.activate(rel)
+    result = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), check_mode=True, diff=True, runner=FakeUv()).run()
+    assert result["changed"] and result["reinstalled"] == [{"name": "six", "version": "1.16.0"}]
+    assert "content changed" in result["reason"] and result["diff"]["before"] == result["diff"]["after"]
+
