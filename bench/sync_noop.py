@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) airgap.uv contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -89,7 +88,7 @@ def timed(fn, label: str, samples: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--uv", default="")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--packages", type=int, default=30)
@@ -142,7 +141,7 @@ def main() -> None:
         module_cmd = [sys.executable, os.path.join(REPO, "plugins", "modules", "sync.py"), argfile]
 
         def run_bare(env):
-            proc = subprocess.run(bare, env=env, capture_output=True, text=True)
+            proc = subprocess.run(bare, env=env, capture_output=True, text=True, check=False)
             assert proc.returncode == 0 and "Installed" not in proc.stderr, proc.stderr
 
         def run_logic():
@@ -150,7 +149,7 @@ def main() -> None:
             assert result["changed"] is False, result
 
         def run_module():
-            proc = subprocess.run(module_cmd, env=module_env, capture_output=True, text=True)
+            proc = subprocess.run(module_cmd, env=module_env, capture_output=True, text=True, check=False)
             assert proc.returncode == 0 and json.loads(proc.stdout)["changed"] is False, proc.stdout + proc.stderr
 
         cases = [
@@ -162,12 +161,12 @@ def main() -> None:
         for _label, fn in cases:  # warm up
             fn()
         samples: dict = {}
-        for _ in range(opts.runs):  # interleaved, so drift hits every case alike
+        for _round in range(opts.runs):  # interleaved, so drift hits every case alike
             for label, fn in cases:
                 timed(fn, label, samples)
 
         ref = statistics.median(samples[cases[0][0]])
-        uv_version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.strip()
+        uv_version = subprocess.run([uv, "--version"], capture_output=True, text=True, check=False).stdout.strip()
         print("no-op sync, %d packages, manifest %s, %s, %d runs each (median)"
               % (opts.packages, "off" if opts.no_manifest else "on", uv_version, opts.runs))
         print("%-24s %10s %10s %8s" % ("case", "median ms", "min ms", "ratio"))

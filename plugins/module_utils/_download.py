@@ -8,6 +8,13 @@ Every file is stored once under its sha256 and only ever appears there complete 
 verified: bytes stream into a temporary file in the same directory while being hashed, and
 the rename happens only after the digest matched. A lock that changed downloads only the
 files the store does not hold yet; a warm run opens no connection at all.
+
+Private indexes: each request carries the ``Authorization`` header that
+:class:`~._credentials.CredentialProvider` finds for its URL in the user's uv, netrc and
+environment configuration. Redirects are followed here, not by urllib, so a header only
+ever goes to the origin its credentials were configured for. No credential reaches a
+message, a progress line, a result or a file: URLs are shown without userinfo and the
+text of lower-level errors passes through :meth:`CredentialProvider.redact`.
 """
 
 from __future__ import annotations
@@ -22,11 +29,17 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider, strip_userinfo
+
 _CHUNK = 1024 * 1024
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+_AUTH_HTTP = {401, 403}
+_REDIRECT_HTTP = {301, 302, 303, 307, 308}
+_MAX_REDIRECTS = 10
 
 
 class DownloadError(Exception):
@@ -67,8 +80,11 @@ class ArtifactStore:
     """Files keyed by sha256 under ``root/sha256/ab/abcdef...``."""
 
     def __init__(self, root: str, workers: int = 8, retries: int = 3, timeout: float = 60.0,
-                 backoff: float = 0.5, progress: Optional[Callable[[str], None]] = None) -> None:
+                 backoff: float = 0.5, progress: Optional[Callable[[str], None]] = None,
+                 credentials: Optional[CredentialProvider] = None) -> None:
         self.root = root
+        # Without a provider: the environment, the user's uv.toml and netrc (no project indexes).
+        self.credentials = credentials if credentials is not None else CredentialProvider()
         self.workers = max(1, workers)
         self.retries = max(0, retries)
         self.timeout = timeout
@@ -158,7 +174,7 @@ class ArtifactStore:
                 if attempt > self.retries:
                     raise DownloadError("%s: download of %s failed after %d attempts: %s"
                                         % (request.label or request.filename, redact_url(request.url),
-                                           attempt, exc)) from None
+                                           attempt, self.credentials.redact(str(exc)))) from None
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
 
     def _download(self, request: FileRequest) -> None:
@@ -171,17 +187,21 @@ class ArtifactStore:
             with self._lock:
                 self.requests_made += 1
             try:
-                # use_netrc lets private-index credentials come from the user's ~/.netrc.
-                response = open_url(request.url, timeout=self.timeout, use_netrc=True,
-                                    http_agent="airgap.uv")
+                response = self._open(request)
             except HTTPError as exc:
+                _close_quietly(exc)
                 if exc.code in _RETRYABLE_HTTP:
                     raise _Retryable("HTTP %d" % exc.code) from None
-                raise DownloadError("%s: %s answered HTTP %d; check the index and its credentials "
-                                    "(~/.netrc) or re-run 'uv lock'."
-                                    % (request.label or request.filename, redact_url(request.url), exc.code)) from None
+                raise DownloadError(self._http_error_message(request, exc.code)) from None
             except (URLError, OSError) as exc:
-                raise _Retryable(str(getattr(exc, "reason", exc))) from None
+                raise _Retryable(self.credentials.redact(str(getattr(exc, "reason", exc)))) from None
+            except DownloadError:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                # open_url's own errors (TLS, proxy, a malformed URL): not transient.
+                raise DownloadError("%s: download of %s failed: %s"
+                                    % (request.label or request.filename, redact_url(request.url),
+                                       self.credentials.redact(str(exc)))) from None
             try:
                 with os.fdopen(fd, "wb") as out:
                     fd = -1
@@ -189,7 +209,7 @@ class ArtifactStore:
                         try:
                             block = response.read(_CHUNK)
                         except OSError as exc:
-                            raise _Retryable(str(exc)) from None
+                            raise _Retryable(self.credentials.redact(str(exc))) from None
                         if not block:
                             break
                         digest.update(block)
@@ -210,9 +230,51 @@ class ArtifactStore:
             _unlink(tmp)
             raise
 
+    def _open(self, request: FileRequest):
+        """The response for REQUEST's URL; each hop gets the credentials of its own origin."""
+        url = request.url or ""
+        for dummy in range(_MAX_REDIRECTS + 1):
+            authorization = self.credentials.authorization(url)
+            try:
+                return open_url(strip_userinfo(url), timeout=self.timeout, http_agent="airgap.uv",
+                                headers={"Authorization": authorization} if authorization else None,
+                                unredirected_headers=["Authorization"], use_netrc=False,
+                                follow_redirects="none")
+            except HTTPError as exc:
+                location = exc.headers.get("Location") if exc.code in _REDIRECT_HTTP and exc.headers else None
+                if not location:
+                    raise
+                _close_quietly(exc)
+                url = urljoin(strip_userinfo(url), location)
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise DownloadError("%s: %s redirects to a non-HTTP URL; check the index."
+                                        % (request.label or request.filename, redact_url(request.url))) from None
+        raise DownloadError("%s: %s redirects more than %d times; check the index."
+                            % (request.label or request.filename, redact_url(request.url), _MAX_REDIRECTS))
+
+    def _http_error_message(self, request: FileRequest, code: int) -> str:
+        label = request.label or request.filename
+        url = redact_url(request.url or "")
+        if code in _AUTH_HTTP:
+            sent = self.credentials.credentials_for(request.url or "")
+            if sent is None:
+                return ("%s: %s answered HTTP %d: the index requires credentials and none are configured for it; "
+                        "%s, then run again." % (label, url, code, self.credentials.missing_hint(request.url or "")))
+            return ("%s: %s answered HTTP %d with the credentials from %s; check that they are current and may "
+                    "read this index." % (label, url, code, sent.source))
+        return ("%s: %s answered HTTP %d; check the index and its credentials or re-run 'uv lock'."
+                % (label, url, code))
+
 
 class _Retryable(Exception):
     pass
+
+
+def _close_quietly(response) -> None:
+    try:
+        response.close()
+    except Exception:  # pylint: disable=broad-except
+        pass
 
 
 def _unlink(path: str) -> None:

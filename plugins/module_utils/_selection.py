@@ -19,7 +19,6 @@ lock for a given marker environment, groups and extras:
 from __future__ import annotations
 
 import functools
-import os
 import re
 import traceback
 import typing as t
@@ -46,6 +45,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
         _toml = None  # type: ignore[assignment]
 
 from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+    Artifact,
     ConflictItem,
     Dependency,
     Lock,
@@ -53,6 +53,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     Package,
     Requirement,
 )
+from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel
 
 __all__ = [
     "HAS_PACKAGING",
@@ -65,6 +66,7 @@ __all__ = [
     "resolve_groups",
     "select_packages",
     "evaluate_marker",
+    "choose_artifact",
 ]
 
 #: The keys a target's marker environment must provide (those of packaging's default_environment()).
@@ -149,8 +151,11 @@ def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all
 # Markers
 # ---------------------------------------------------------------------------
 
-_EXTRA_CMP = re.compile(r'\bextra\s*(==|!=)\s*"([^"]*)"')
-_EXTRA_CMP_REVERSED = re.compile(r'"([^"]*)"\s*(==|!=)\s*extra\b')
+# One comparison of the `extra` variable in packaging's normalized marker text, either way round.
+_EXTRA_ATOM = re.compile(r'\bextra\s*(==|!=)\s*"([^"]*)"|"([^"]*)"\s*(==|!=)\s*extra\b')
+# Constant atoms valid in every packaging version and every complete marker environment.
+_TRUE_ATOM = 'python_version >= "0"'
+_FALSE_ATOM = 'python_version < "0"'
 
 
 def _canon(name: str) -> str:
@@ -158,25 +163,27 @@ def _canon(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile_marker(marker: str) -> Marker:
-    """Parse a lock marker; ``extra == 'x'`` becomes set membership (``'x' in extras``).
-
-    uv evaluates ``extra`` comparisons in uv.lock against the *set* of activated
-    (encoded) extras and groups, which packaging expresses with ``extras`` in the
-    ``lock_file`` context.
-    """
+def _split_marker(marker: str) -> tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]:
+    """Split a lock marker into text pieces and its ``extra`` atoms (name, is-equality)."""
     normalized = str(Marker(marker))
+    pieces: list[str] = []
+    atoms: list[tuple[str, bool]] = []
+    pos = 0
+    for match in _EXTRA_ATOM.finditer(normalized):
+        pieces.append(normalized[pos : match.start()])
+        if match.group(1) is not None:
+            op, value = match.group(1), match.group(2)
+        else:
+            op, value = match.group(4), match.group(3)
+        atoms.append((_canon(value), op == "=="))
+        pos = match.end()
+    pieces.append(normalized[pos:])
+    return tuple(pieces), tuple(atoms)
 
-    def forward(match: t.Match[str]) -> str:
-        op = "in" if match.group(1) == "==" else "not in"
-        return '"%s" %s extras' % (match.group(2), op)
 
-    def reverse(match: t.Match[str]) -> str:
-        op = "in" if match.group(2) == "==" else "not in"
-        return '"%s" %s extras' % (match.group(1), op)
-
-    rewritten = _EXTRA_CMP_REVERSED.sub(reverse, _EXTRA_CMP.sub(forward, normalized))
-    return Marker(rewritten)
+@functools.lru_cache(maxsize=8192)
+def _compile(text: str) -> Marker:
+    return Marker(text)
 
 
 def evaluate_marker(
@@ -184,13 +191,27 @@ def evaluate_marker(
     marker_env: t.Mapping[str, str],
     active: t.AbstractSet[str] = frozenset(),
 ) -> bool:
-    """Evaluate a uv.lock marker for the target; ``active`` holds encoded extras/groups."""
+    """Evaluate a uv.lock marker for the target; ``active`` holds encoded extras/groups.
+
+    uv evaluates ``extra == 'x'`` in uv.lock against the *set* of activated
+    (encoded: ``extra-3-foo-cpu``, ``group-3-foo-dev``, ``project-3-foo``)
+    extras and groups. Each such comparison is replaced by a constant atom
+    before packaging evaluates the rest in the target's environment, which
+    works with every packaging release.
+    """
     if not marker:
         return True
-    env: dict[str, t.Any] = dict(marker_env)
-    env["extras"] = frozenset(active)
-    env["dependency_groups"] = frozenset()
-    return _compile_marker(marker).evaluate(env, context="lock_file")
+    pieces, atoms = _split_marker(marker)
+    if atoms:
+        names = {_canon(a) for a in active}
+        out = [pieces[0]]
+        for (name, equal), piece in zip(atoms, pieces[1:]):
+            out.append(_TRUE_ATOM if (name in names) == equal else _FALSE_ATOM)
+            out.append(piece)
+        text = "".join(out)
+    else:
+        text = pieces[0]
+    return _compile(text).evaluate(dict(marker_env))
 
 
 def _check_marker_env(marker_env: t.Mapping[str, str]) -> None:
@@ -321,14 +342,11 @@ def _roots(lock: Lock, options: SelectionOptions) -> list[Package]:
     return roots
 
 
-def _member_default_groups(member: Package) -> tuple[str, ...] | str:
-    if member.default_groups is not None:
-        return member.default_groups
-    if member.local_path:
-        pyproject = os.path.join(member.local_path, "pyproject.toml")
-        if os.path.isfile(pyproject):
-            return read_default_groups(pyproject)
-    return ("dev",)
+def _lock_records_default_groups(lock: Lock) -> bool:
+    """Whether the lock comes from a uv that records ``default-groups`` (revision 5+)."""
+    if lock.revision >= 5 or lock.default_groups is not None:
+        return True
+    return any(p.default_groups is not None for p in lock.packages)
 
 
 def _find_by_markers(lock: Lock, req: Requirement, marker_env: t.Mapping[str, str]) -> Package:
@@ -364,10 +382,11 @@ def select_packages(
     packaging's ``default_environment()``).
 
     ``default_groups`` is the workspace root's ``tool.uv.default-groups`` (what
-    :func:`read_default_groups` returns for the root pyproject.toml). ``None``
-    takes them from the lock (uv records non-default values there), else
-    ``("dev",)``. With ``options.package`` naming a member other than the root
-    project, the member's own default groups apply, as in uv.
+    :func:`read_default_groups` returns for the root pyproject.toml; uv reads it
+    from there). ``None`` takes them from the lock (uv 0.12+ records non-default
+    values), else ``("dev",)``. With ``options.package``, uv 0.13 uses the
+    package's default groups recorded in the lock (``("dev",)`` when a lock of
+    revision 5+ records none), and the root's only for older locks.
     """
     if not HAS_PACKAGING:
         raise SelectionError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
@@ -382,24 +401,35 @@ def select_packages(
     # uv's install targets: one project (``--package X`` or the root project), every member
     # (``--all-packages``), or every member of a workspace whose root is not a project.
     member_target = bool(options.package) and (project is None or roots[0].name != project.name)
-    if member_target:
-        # With --package, the workspace root's default groups do not apply: the member's own do.
-        target_defaults = _member_default_groups(roots[0])
-    elif default_groups is not None:
-        target_defaults = default_groups
+    if default_groups is not None:
+        root_defaults: t.Iterable[str] | str = default_groups
     elif project is not None and project.default_groups is not None:
-        target_defaults = project.default_groups
+        root_defaults = project.default_groups
     elif lock.default_groups is not None:
-        target_defaults = lock.default_groups
+        root_defaults = lock.default_groups
     else:
-        target_defaults = ("dev",)
+        root_defaults = ("dev",)
+    if options.package:
+        # uv 0.13: with --package X, X's default groups as recorded in the lock apply; a lock
+        # that records default groups and has none for X means ("dev",); an older lock that
+        # records none at all means the workspace root's default groups.
+        if roots[0].default_groups is not None:
+            target_defaults = roots[0].default_groups
+        elif _lock_records_default_groups(lock):
+            target_defaults = ("dev",)
+        else:
+            target_defaults = root_defaults
+    else:
+        target_defaults = root_defaults
 
     # Validate extras and groups against what the roots declare.
     root_extras = {e for r in roots for e in r.extras}
     root_groups = {g for r in roots for g in r.groups}
     known_groups = root_groups | set(lock.dependency_groups)
+    # Like uv, only validate extras when the lock format records `provides-extras` (revision 1+).
+    validate_extras = lock.revision >= 1
     for extra in options.extras + options.no_extras:
-        if _canon(extra) not in root_extras:
+        if validate_extras and _canon(extra) not in root_extras:
             raise SelectionError(
                 "Extra `%s` is not defined by %s (known extras: %s); check the extras you asked for."
                 % (extra, _describe_roots(roots), _known_list(root_extras))
@@ -477,16 +507,23 @@ def select_packages(
                 included[target.key] = target
                 push(target, dep.extras)
 
-    # Manifest-level requirements (PEP 723 scripts) and groups of a virtual workspace root.
-    manifest_reqs: list[Requirement] = list(lock.requirements) if prod else []
-    for group in sorted(manifest_groups):
-        manifest_reqs.extend(lock.dependency_groups.get(group, ()))
-    for req in manifest_reqs:
+    # Manifest-level requirements (PEP 723 scripts): like uv, their own node is only
+    # installed with production dependencies, but their dependencies are always walked.
+    for req in lock.requirements:
         if not evaluate_marker(req.marker, marker_env):
             continue
         target = _find_by_markers(lock, req, marker_env)
-        included[target.key] = target
+        if prod:
+            included[target.key] = target
         push(target, req.extras)
+    # Groups of a workspace root that is not a project.
+    for group in sorted(manifest_groups):
+        for req in lock.dependency_groups.get(group, ()):
+            if not evaluate_marker(req.marker, marker_env):
+                continue
+            target = _find_by_markers(lock, req, marker_env)
+            included[target.key] = target
+            push(target, req.extras)
 
     def edges(package: Package, extra: str | None) -> t.Sequence[Dependency]:
         if extra is None:
@@ -549,3 +586,25 @@ def _describe_roots(roots: t.Sequence[Package]) -> str:
     if len(roots) == 1:
         return "`%s`" % roots[0].name
     return "the workspace members %s" % _known_list(r.name for r in roots)
+
+
+def choose_artifact(package: Package, tags: t.Sequence[t.Any]) -> Artifact | None:
+    """Return the file uv installs for ``package`` on the target described by ``tags``.
+
+    The best compatible wheel, else the sdist (uv builds it on the target).
+    ``None`` for packages uv builds from a source tree (git, directory,
+    editable, virtual). Raises :class:`SelectionError` when a package has
+    neither a compatible wheel nor an sdist, as uv refuses it too.
+    """
+    if package.source_kind in ("git", "directory", "editable", "virtual"):
+        return None
+    wheel = choose_wheel(package.wheels, tags)
+    if wheel is not None:
+        return wheel
+    if package.sdist is not None:
+        return package.sdist
+    offered = ", ".join(w.filename for w in package.wheels) or "none"
+    raise SelectionError(
+        "%s has no wheel for the target and no source distribution (wheels in the lock: %s); "
+        "the target cannot install it: choose another version or platform." % (package, offered)
+    )

@@ -199,7 +199,11 @@ def read_requirements(path: str) -> t.Dict[str, Requirement]:
             text = f.read()
     except OSError as exc:
         raise SyncError("Cannot read requirements file %s: %s" % (path, exc.strerror or exc))
-    return parse_requirements(text, source=path)
+    reqs = parse_requirements(text, source=path)
+    if not reqs:
+        # uv would silently do nothing (it needs --allow-empty-requirements to clear an environment)
+        raise SyncError("requirements file %s lists no packages; the bundle always holds at least the project" % path)
+    return reqs
 
 
 # ---------------------------------------------------------------------------
@@ -385,10 +389,11 @@ CommandRunner = t.Callable[[t.List[str], t.Dict[str, str]], CommandResult]
 def run_command(argv: t.List[str], env: t.Dict[str, str]) -> CommandResult:
     try:
         proc = subprocess.run(
-            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
         )
     except OSError as exc:
-        raise SyncError("Cannot run %s: %s" % (argv[0], exc.strerror or exc), cmd=argv)
+        hint = "; is it the binary for this host's platform?" if exc.errno == errno.ENOEXEC else ""
+        raise SyncError("Cannot run %s: %s%s" % (argv[0], exc.strerror or exc, hint), cmd=argv)
     return CommandResult(
         argv, proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     )
@@ -431,7 +436,7 @@ class Uv:
             st = os.stat(self.path)
         except OSError as exc:
             raise SyncError("uv binary %s: %s" % (self.path, exc.strerror))
-        key = [os.path.realpath(self.path), st.st_size, st.st_mtime_ns, st.st_ino]
+        key = [os.path.realpath(self.path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         cached = state.data.get("uv") if state is not None else None
         if isinstance(cached, dict) and cached.get("key") == key:
             self._info = UvInfo(str(cached["version"]), bool(cached["json_output"]))
@@ -1184,12 +1189,13 @@ class SyncRunner:
         current = view.current
         reasons: t.List[str] = []
         plan: t.Optional[Plan] = None
-        if view.kind == "directory":  # adopt=true
-            if self.check_mode:
-                plan = self._plan(os.path.join(p.venv, "bin", "python"), after)
-            else:
+        if view.kind == "directory":  # adopt=true: a fresh release is built in any case
+            if not self.check_mode:
                 current = self.store.adopt()
-                plan = self._plan(current.python, after)
+            try:
+                plan = self._plan(current.python if current else os.path.join(p.venv, "bin", "python"), after)
+            except SyncError:
+                plan = Plan({}, set(), "")  # not a usable environment: what it holds is unknown
             reasons.append("adopted existing directory %s" % p.venv)
         elif current is None:
             reasons.append("venv created")
@@ -1208,7 +1214,9 @@ class SyncRunner:
                 if content:
                     plan.reinstalled.update(content)
                     reasons.append("package content changed: %s" % ", ".join(sorted(content)))
-            if meta and meta.get("python") != p.python:
+            if meta.get("adopted"):
+                reasons.append("release in service %s was adopted, not built from the wheelhouse" % current.id)
+            elif meta and meta.get("python") != p.python:
                 reasons.append("python changed from %s to %s" % (meta.get("python"), p.python))
 
         if plan is None:

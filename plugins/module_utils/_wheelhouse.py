@@ -150,8 +150,13 @@ class WheelhouseBuilder:
         try:
             run_uv(self.uv, ["lock", "--check", "--quiet", "--directory", self.project_dir], what="uv lock --check")
         except UvError as exc:
-            raise WheelhouseError("uv.lock in %s does not match pyproject.toml (uv lock --check failed); run "
-                                  "'uv lock' there and commit the result.\n%s" % (self.project_dir, exc)) from None
+            if "needs to be updated" in str(exc):
+                raise WheelhouseError("uv.lock in %s does not match pyproject.toml (uv lock --check); run 'uv lock' "
+                                      "there and commit the result." % self.project_dir) from None
+            # uv needs an interpreter inside requires-python even to check a lock.
+            raise WheelhouseError("Could not check that uv.lock in %s is current: %s\nMake a Python that satisfies "
+                                  "the project's requires-python findable by uv on the controller (for example "
+                                  "UV_PYTHON=/path/to/python), or set check_lock: false." % (self.project_dir, exc)) from None
         if not self.check_mode:
             os.makedirs(os.path.dirname(marker), exist_ok=True)
             open(marker, "w").close()
@@ -221,27 +226,31 @@ class WheelhouseBuilder:
     def run(self) -> WheelhouseResult:
         lock = self._load_lock()
         lock_sha256 = file_sha256(lock.path)
-        if self.options.check_lock:
-            self._check_lock_current(lock_sha256)
         plans = self._group_targets()
         try:
             default_groups = read_default_groups(os.path.join(self.project_dir, "pyproject.toml"))
         except (SelectionError, LockError) as exc:
             raise WheelhouseError(str(exc)) from None
+        # Selection first: a target outside requires-python or a bad group is the clearer error.
+        selections = {}
+        for target_id, plan in plans.items():
+            try:
+                selections[target_id] = select_packages(lock, plan.target.marker_environment, self.options.selection,
+                                                        default_groups)
+            except SelectionError as exc:
+                raise WheelhouseError("Target %s (hosts %s): %s" % (target_id, ", ".join(plan.hosts), exc)) from None
+        if self.options.check_lock:
+            self._check_lock_current(lock_sha256)
         version = self.options.uv_version or uv_version(self.uv)
 
         # Which file each target needs; sha256 -> (filename, request or local path)
         requests: dict[str, FileRequest] = {}
         local_files: dict[str, str] = {}
         would_build: list[str] = []
-        for plan in plans.values():
+        for target_id, plan in plans.items():
             target = plan.target
             tags = self._tags_for(target)
-            try:
-                selected = select_packages(lock, target.marker_environment, self.options.selection, default_groups)
-            except SelectionError as exc:
-                raise WheelhouseError("Target %s (hosts %s): %s" % (target.id, ", ".join(plan.hosts), exc)) from None
-            for item in selected:
+            for item in selections[target_id]:
                 package = item.package
                 if package.source_kind == "virtual":
                     continue
@@ -315,8 +324,9 @@ class WheelhouseBuilder:
             source = self.store.path_for(sdist.sha256)
         else:
             raise WheelhouseError("%s has no wheel for target %s (hosts %s) and no sdist to build from. "
-                                  "Pin a version that publishes a compatible wheel, or add the target's "
-                                  "platform to the project's supported environments and re-lock."
+                                  "Pin a version that publishes a wheel for it, limit the dependency with a "
+                                  "marker (for example \"; sys_platform == 'win32'\") if the host does not need "
+                                  "it, or add the host's platform to tool.uv.required-environments and re-lock."
                                   % (label, target.id, ", ".join(plan.hosts)))
         wheel_path = self._build_wheel(source, key, label,
                                        sdist_name=None if key.startswith("tree-") else package.sdist.filename)

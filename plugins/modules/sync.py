@@ -28,20 +28,24 @@ description:
     C(ROOT/bin/uv), C(ROOT/wheelhouse/*.whl), C(ROOT/requirements.txt) and
     C(ROOT/manifest.json).
 author:
-  - airgap.uv maintainers
+  - airgap.uv maintainers (@airgap-uv)
 attributes:
   check_mode:
     support: full
     description:
       - Predicts the change with C(uv pip sync --dry-run) against the release in service (or
-        against an empty throw-away environment when there is none) and creates nothing on the
-        host, not even the lock file.
+        against an empty throw-away environment in Ansible's temporary directory when there is
+        none) and creates nothing on the host, not even the lock file or the uv cache (uv may
+        refresh entries of an existing cache).
   diff_mode:
     support: full
     description:
       - The diff shows the package list (C(name==version) per line) before and after.
   platform:
+    support: full
     platforms: posix
+    description:
+      - Linux and other POSIX hosts (symlinks, C(fcntl) locks).
 requirements:
   - The C(uv) binary given in O(uv) (no pip, C(ensurepip) or C(venv) module is needed on the host).
   - A Python interpreter on the host for the environment (see O(python)).
@@ -185,6 +189,10 @@ notes:
     so a running program keeps using the release it started from until it restarts.
   - uv does not notice a wheel that was rebuilt without a version change; this module records the
     hashes each release was built from and builds a new release when they change (RV(reinstalled)).
+  - O(state=present) after a rollback builds a new release for the requirements (it does not switch
+    back to the release that was rolled away from).
+  - The switch is atomic (one C(rename) of a symlink), but the files of a new release are not
+    flushed to disk before it; after a power loss run the module again.
 seealso:
   - name: uv pip sync
     description: The uv command this module drives.

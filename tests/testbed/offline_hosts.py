@@ -660,10 +660,8 @@ def postprocess_base(root):
 def cmd_prepare(args):
     require_root()
     stale = glob.glob(f"{CFG.base}.tmp-*") + glob.glob(f"{CFG.base}.old-*")
-    if not args.rebuild and not stale and base_ready(CFG.base) and all(
-        os.path.exists(p) for p in CONTROLLER_PACKAGES.values()
-    ):
-        ensure_client_key()
+    needed = list(CONTROLLER_PACKAGES.values()) + [CFG.client_key, CFG.client_key + ".pub"]
+    if not args.rebuild and not stale and base_ready(CFG.base) and all(map(os.path.exists, needed)):
         log(f"base ready: {CFG.base}")
         return 0
     with global_lock(), signals_raise():

@@ -560,6 +560,245 @@ def test_read_default_groups_errors(tmp_path: t.Any) -> None:
         read_default_groups(str(bad))
 
 
+# An older lock (uv 0.5: no revision, no provides-extras, no default-groups) of a
+# workspace whose members declare their own default groups.
+OLD_WORKSPACE = f"""
+version = 1
+requires-python = ">=3.9"
+
+[manifest]
+members = ["alpha", "beta"]
+
+[[package]]
+name = "alpha"
+version = "1.0"
+source = {{ editable = "packages/alpha" }}
+
+[package.optional-dependencies]
+x = [{{ name = "idna" }}]
+
+[package.dev-dependencies]
+dev = [{{ name = "six", version = "1.17.0", {REG} }}]
+lint = [{{ name = "tomli" }}]
+
+[[package]]
+name = "beta"
+version = "1.0"
+source = {{ editable = "packages/beta" }}
+dependencies = [{{ name = "alpha", extra = ["x"] }}]
+
+[[package]]
+name = "idna"
+version = "3.10"
+{REG}
+
+[[package]]
+name = "six"
+version = "1.17.0"
+{REG}
+
+[[package]]
+name = "tomli"
+version = "2.2.1"
+{REG}
+"""
+
+
+class TestOlderLocks:
+    def test_member_gets_root_default_groups(self, write_lock: t.Callable[..., str]) -> None:
+        lock = load_lock(write_lock(OLD_WORKSPACE))
+        assert lock.revision == 0
+        # uv 0.13 applies the workspace root's default groups to --package X when the lock
+        # does not record X's own (locks written before uv 0.12).
+        result = names(select_packages(lock, LINUX312, SelectionOptions(package="alpha"), default_groups=("dev", "lint")))
+        assert result == ["alpha==1.0", "six==1.17.0", "tomli==2.2.1"]
+        assert names(select_packages(lock, LINUX312, SelectionOptions(package="alpha"))) == ["alpha==1.0", "six==1.17.0"]
+
+    def test_extras_not_validated_without_provides_extras(self, write_lock: t.Callable[..., str]) -> None:
+        lock = load_lock(write_lock(OLD_WORKSPACE))
+        result = names(select_packages(lock, LINUX312, SelectionOptions(package="alpha", extras=("x", "nope"))))
+        assert "idna==3.10" in result
+
+    def test_recorded_defaults_win_for_an_explicit_package(self, write_lock: t.Callable[..., str]) -> None:
+        text = f"""
+version = 1
+revision = 5
+requires-python = ">=3.9"
+
+[[package]]
+name = "solo"
+version = "1.0"
+source = {{ editable = "." }}
+default-groups = ["lint"]
+
+[package.dev-dependencies]
+dev = [{{ name = "six", version = "1.17.0", {REG} }}]
+lint = [{{ name = "tomli" }}]
+
+[[package]]
+name = "six"
+version = "1.17.0"
+{REG}
+
+[[package]]
+name = "tomli"
+version = "2.2.1"
+{REG}
+"""
+        lock = load_lock(write_lock(text))
+        # Without --package the caller's (pyproject) value wins; with it, the lock's.
+        assert names(select_packages(lock, LINUX312, SelectionOptions(), default_groups=("dev",))) == ["six==1.17.0", "solo==1.0"]
+        assert names(select_packages(lock, LINUX312, SelectionOptions())) == ["solo==1.0", "tomli==2.2.1"]
+        assert names(select_packages(lock, LINUX312, SelectionOptions(package="solo"), default_groups=("dev",))) == [
+            "solo==1.0", "tomli==2.2.1"]
+
+
+def test_package_conflicts(write_lock: t.Callable[..., str]) -> None:
+    text = f"""
+version = 1
+revision = 5
+requires-python = ">=3.9"
+conflicts = [[
+    {{ package = "a" }},
+    {{ package = "b" }},
+]]
+
+[manifest]
+members = ["a", "b", "root"]
+
+[[package]]
+name = "a"
+version = "1.0"
+source = {{ editable = "packages/a" }}
+dependencies = [
+    {{ name = "dateutil", marker = "extra == 'project-1-a'" }},
+    {{ name = "six", version = "1.16.0", {REG}, marker = "extra == 'project-1-a'" }},
+]
+
+[[package]]
+name = "b"
+version = "1.0"
+source = {{ editable = "packages/b" }}
+dependencies = [
+    {{ name = "dateutil", marker = "extra == 'project-1-b'" }},
+    {{ name = "six", version = "1.17.0", {REG}, marker = "extra == 'project-1-b'" }},
+]
+
+[[package]]
+name = "dateutil"
+version = "2.9.0"
+{REG}
+dependencies = [
+    {{ name = "six", version = "1.16.0", {REG}, marker = "extra == 'project-1-a'" }},
+    {{ name = "six", version = "1.17.0", {REG}, marker = "extra != 'project-1-a' or extra == 'project-1-b'" }},
+]
+
+[[package]]
+name = "root"
+version = "0.1"
+source = {{ virtual = "." }}
+dependencies = [{{ name = "dateutil" }}]
+
+[[package]]
+name = "six"
+version = "1.16.0"
+{REG}
+
+[[package]]
+name = "six"
+version = "1.17.0"
+{REG}
+"""
+    lock = load_lock(write_lock(text))
+    assert names(select_packages(lock, LINUX312, SelectionOptions())) == ["dateutil==2.9.0", "root==0.1", "six==1.17.0"]
+    assert names(select_packages(lock, LINUX312, SelectionOptions(package="a"))) == ["a==1.0", "dateutil==2.9.0", "six==1.16.0"]
+    assert names(select_packages(lock, LINUX312, SelectionOptions(package="b"))) == ["b==1.0", "dateutil==2.9.0", "six==1.17.0"]
+    with pytest.raises(SelectionError, match="package `a`.*package `b`"):
+        select_packages(lock, LINUX312, SelectionOptions(all_packages=True))
+
+
+def test_group_that_requires_the_project_itself(write_lock: t.Callable[..., str]) -> None:
+    text = f"""
+version = 1
+revision = 5
+requires-python = ">=3.9"
+
+[[package]]
+name = "selfref"
+version = "0.1.0"
+source = {{ editable = "." }}
+dependencies = [{{ name = "idna" }}]
+
+[package.optional-dependencies]
+socks = [{{ name = "pysocks" }}]
+
+[package.dev-dependencies]
+dev = [
+    {{ name = "selfref", extra = ["socks"] }},
+    {{ name = "six", version = "1.17.0", {REG} }},
+]
+
+[[package]]
+name = "idna"
+version = "3.10"
+{REG}
+
+[[package]]
+name = "pysocks"
+version = "1.7.1"
+{REG}
+
+[[package]]
+name = "six"
+version = "1.17.0"
+{REG}
+"""
+    lock = load_lock(write_lock(text))
+    everything = ["idna==3.10", "pysocks==1.7.1", "selfref==0.1.0", "six==1.17.0"]
+    assert names(select_packages(lock, LINUX312, SelectionOptions())) == everything
+    # --only-group: the project is installed anyway because the group requires it
+    only = select_packages(lock, LINUX312, SelectionOptions(only_groups=("dev",)))
+    assert names(only) == everything and [s.package.name for s in only if s.is_root] == ["selfref"]
+    assert names(select_packages(lock, LINUX312, SelectionOptions(no_dev=True))) == ["idna==3.10", "selfref==0.1.0"]
+
+
+def test_choose_artifact(write_lock: t.Callable[..., str]) -> None:
+    from ansible_collections.airgap.uv.plugins.module_utils._selection import choose_artifact
+    from ansible_collections.airgap.uv.plugins.module_utils._tags import target_platforms, target_tags
+
+    text = f"""
+version = 1
+revision = 5
+
+[[package]]
+name = "both"
+version = "1.0"
+{REG}
+sdist = {{ url = "https://files.index.invalid/both-1.0.tar.gz" }}
+wheels = [{{ url = "https://files.index.invalid/both-1.0-cp312-cp312-win_amd64.whl" }}]
+
+[[package]]
+name = "wheelonly"
+version = "1.0"
+{REG}
+wheels = [{{ url = "https://files.index.invalid/wheelonly-1.0-cp312-cp312-win_amd64.whl" }}]
+
+[[package]]
+name = "fromgit"
+version = "1.0"
+source = {{ git = "https://git.invalid/x?rev=main#0123456789abcdef0123456789abcdef01234567" }}
+"""
+    lock = load_lock(write_lock(text))
+    linux = target_tags("3.12", "cpython", target_platforms("linux", "x86_64", "glibc", "2.36"))
+    win = target_tags("3.12", "cpython", target_platforms("windows", "AMD64", None, None))
+    both = lock.find_unique("both")
+    assert choose_artifact(both, win).filename == "both-1.0-cp312-cp312-win_amd64.whl"
+    assert choose_artifact(both, linux).filename == "both-1.0.tar.gz"
+    assert choose_artifact(lock.find_unique("fromgit"), linux) is None
+    with pytest.raises(SelectionError, match="wheelonly==1.0 has no wheel.*win_amd64"):
+        choose_artifact(lock.find_unique("wheelonly"), linux)
+
+
 # ---------------------------------------------------------------------------
 # Comparisons with the real uv (generated at test time; need uv and the index)
 # ---------------------------------------------------------------------------
@@ -829,4 +1068,52 @@ def test_files_match_uv_sync(
                 diffs.append((options, target.name, "files", sorted(files - fetched), sorted(fetched - files)))
             shutil.rmtree(run_dir, ignore_errors=True)
     print("%s: %d sync comparisons, %d differences" % (project, count, len(diffs)))
+    assert not diffs, diffs
+
+
+OLD_UV_VERSIONS = os.environ.get("AIRGAP_UV_TEST_OLD_UVS", "").split()
+
+
+@pytest.mark.uv_lock
+@pytest.mark.skipif(not OLD_UV_VERSIONS, reason="set AIRGAP_UV_TEST_OLD_UVS='0.5.31 0.7.22 0.11.33' to compare locks written by older uv")
+@pytest.mark.parametrize("old_uv", OLD_UV_VERSIONS)
+def test_locks_from_older_uv(
+    old_uv: str, uv_bin: str, uv_cache: str, targets: list[H.Target], tmp_path: t.Any
+) -> None:
+    """Locks written by an older uv (older revisions): our selection == uv 0.13's `uv sync --dry-run`."""
+    cases = {"conflict": EXPORT_CASES["conflict"], "workspace": EXPORT_CASES["workspace"]}
+    diffs, count = [], 0
+    for project, options_list in cases.items():
+        directory = str(tmp_path / project)
+        _write_project(directory, COMPARE_PROJECTS[project])
+        H.run_uv(
+            uv_bin,
+            ["tool", "run", "--from", "uv==%s" % old_uv, "uv", "lock", "--exclude-newer", H.EXCLUDE_NEWER],
+            directory,
+            env={"UV_CACHE_DIR": uv_cache},
+        )
+        lock = load_lock(os.path.join(directory, "uv.lock"))
+        defaults = read_default_groups(os.path.join(directory, "pyproject.toml"))
+        for options in options_list:
+            for target in targets:
+                proc = H.run_uv(
+                    uv_bin,
+                    ["sync", "--frozen", "--dry-run", "--python-platform", target.uv_platform,
+                     "--python", H.find_python(target.python)] + H.uv_option_args(options),
+                    directory,
+                    env=dict(target.env, UV_CACHE_DIR=uv_cache, UV_PROJECT_ENVIRONMENT=str(tmp_path / "venv")),
+                    check=False,
+                )
+                theirs: t.Any = _error_line(proc.stderr) if proc.returncode else {
+                    line.split()[1].split("==")[0].replace("_", "-").lower()
+                    for line in proc.stderr.splitlines() if line.startswith(" + ")
+                }
+                ours = _outcome(lambda: {
+                    s.package.name for s in select_packages(lock, target.marker_env(), options, defaults)
+                    if s.package.source_kind != "virtual"
+                })
+                count += 1
+                if not ((isinstance(ours, tuple) and isinstance(theirs, tuple)) or ours == theirs):
+                    diffs.append((project, options, target.name, ours, theirs))
+    print("uv %s locks: %d comparisons, %d differences" % (old_uv, count, len(diffs)))
     assert not diffs, diffs

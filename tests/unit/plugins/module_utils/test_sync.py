@@ -113,6 +113,12 @@ def test_parse_requirements_refuses(line, fragment):
     assert fragment in exc.value.msg and "req.txt line 1" in exc.value.msg
 
 
+def test_read_requirements_refuses_empty(tmp_path):
+    (tmp_path / "r.txt").write_text("# nothing\n")
+    with pytest.raises(S.SyncError, match="lists no packages"):
+        S.read_requirements(str(tmp_path / "r.txt"))
+
+
 def test_parse_requirements_duplicate():
     with pytest.raises(S.SyncError, match="listed twice"):
         S.parse_requirements("six==1 --hash=%s\nSix==1 --hash=%s\n" % (H1, H1))
@@ -159,7 +165,7 @@ def test_recorded_upgrade_remove_install(version, case):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_downgrade(version):
-    before, _ = _plan(version, "dry_downgrade", REQ1)
+    before, _reinstalled = _plan(version, "dry_downgrade", REQ1)
     assert before == REQ2
     diff = S.PackageDiff(before, REQ1)
     assert diff.downgraded == [{"name": "six", "from": "1.17.0", "to": "1.16.0"}]
@@ -286,7 +292,7 @@ def test_uv_info_cached_in_state(tmp_path):
     state = S.StateFile(str(tmp_path / "state.json"))
     info = S.Uv(str(uv), "/c", {}, fake).info(state)
     assert info == S.UvInfo("0.13.8", True) and len(fake.calls) == 2
-    assert all(argv[1] == "--no-config" for argv, _ in fake.calls)
+    assert all(argv[1] == "--no-config" for argv, _env in fake.calls)
     state.save()
     fake2 = FakeUv()
     assert S.Uv(str(uv), "/c", {}, fake2).info(S.StateFile.load(state.path)) == info and fake2.calls == []
@@ -557,4 +563,3 @@ def test_runner_content_change_detected(inputs, tmp_path):
     result = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), check_mode=True, diff=True, runner=FakeUv()).run()
     assert result["changed"] and result["reinstalled"] == [{"name": "six", "version": "1.16.0"}]
     assert "content changed" in result["reason"] and result["diff"]["before"] == result["diff"]["after"]
-

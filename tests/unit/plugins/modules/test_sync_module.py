@@ -123,8 +123,7 @@ def wheels(tmp_path_factory) -> Path:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "--no-deps", "-d", str(keep),
              "%s==%s" % (name, version)],
-            capture_output=True, text=True,
-        )
+            capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             pytest.skip("cannot download test wheels (%s==%s): %s" % (name, version, proc.stderr[-500:]))
     out = tmp_path_factory.mktemp("wheels")
@@ -254,7 +253,7 @@ class Bundle:
             cmd = ["unshare", "--net"] + cmd
         run_env = dict(os.environ if env is None else env)
         run_env["PYTHONPATH"] = self.pythonpath
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=str(self.root))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=str(self.root), check=False)
         os.unlink(argfile)
         try:
             result = json.loads(proc.stdout)
@@ -272,7 +271,7 @@ class Bundle:
         return sorted(os.listdir(d)) if d.exists() else []
 
     def python_ok(self, code: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.venv / "bin" / "python"), "-c", code], capture_output=True, text=True)
+        return subprocess.run([str(self.venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=False)
 
     def uv_calls(self) -> list:
         return self.uv_log.read_text().splitlines() if self.uv_log.exists() else []
@@ -326,7 +325,7 @@ def test_create_noop_and_changes_match_check_mode(bundle):
     assert first["reason"] == "venv created" and first["previous_release"] is None
     assert os.path.islink(bundle.venv) and first["release"] == bundle.current()
     assert bundle.python_ok("import six, markupsafe, myproj; assert six.__version__ == '1.16.0'").returncode == 0
-    assert subprocess.run([str(bundle.venv / "bin" / "myproj-cli")], capture_output=True, text=True).stdout == "A\n"
+    assert subprocess.run([str(bundle.venv / "bin" / "myproj-cli")], capture_output=True, text=True, check=False).stdout == "A\n"
 
     second = ok(bundle.run())
     assert second["changed"] is False and second["release"] == first["release"]
@@ -370,7 +369,7 @@ def test_create_noop_and_changes_match_check_mode(bundle):
     for key in CHANGE_KEYS:
         assert real[key] == predicted[key], key
     assert real["changed"] and real["reinstalled"] == [{"name": "myproj", "version": "0.1.0"}]
-    assert subprocess.run([str(bundle.venv / "bin" / "myproj-cli")], capture_output=True, text=True).stdout == "B\n"
+    assert subprocess.run([str(bundle.venv / "bin" / "myproj-cli")], capture_output=True, text=True, check=False).stdout == "B\n"
 
 
 def test_noop_is_one_dry_run_uv_call(bundle):
@@ -586,16 +585,14 @@ def test_fallback_and_online_without_network(bundle):
 @pytest.mark.skipif(not IS_ROOT or not shutil.which("useradd"), reason="needs root and useradd")
 def test_unprivileged_owner(bundle):
     user = "airgapuvtest"
-    if subprocess.run(["id", user], capture_output=True).returncode != 0:
+    if subprocess.run(["id", user], capture_output=True, check=False).returncode != 0:
         subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", user], check=True)
     pw = pwd.getpwnam(user)
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-    if python is None or os.path.realpath(python) == os.path.realpath(sys.executable):
-        pass
-    probe = subprocess.run(["runuser", "-u", user, "--", python or "python3", "-c", ""], capture_output=True)
+    probe = subprocess.run(["runuser", "-u", user, "--", python or "python3", "-c", ""], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("no Python usable by an unprivileged user")
-    vinfo = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True).stdout.strip()
+    vinfo = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=False).stdout.strip()
     if vinfo != "%d.%d" % sys.version_info[:2]:
         pytest.skip("the compiled test wheels are for another Python")
     cache = bundle.root / "cache"
@@ -635,7 +632,7 @@ def _pythons():
         cands = sorted(str(p) for p in Path(os.path.expanduser("~/.pyenv/versions")).glob("3.%d.*/bin/python3.%d" % (minor, minor)))
         cands.append(shutil.which("python3.%d" % minor))  # may be a pyenv shim that does not work
         for cand in cands:
-            if cand and subprocess.run([cand, "-c", ""], capture_output=True).returncode == 0:
+            if cand and subprocess.run([cand, "-c", ""], capture_output=True, check=False).returncode == 0:
                 found["3.%d" % minor] = os.path.realpath(cand)
                 break
     return found

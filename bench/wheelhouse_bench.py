@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark WheelhouseBuilder against ``uv sync`` and ``pip download``.
+
+Run with the dev venv::
+
+    /work/main/.venv/bin/python bench/wheelhouse_bench.py [--repeat 3] [--sizes 30,150] [--quick] [--strict]
+
+For every size a throw-away uv project is written and locked (not timed).  Then, for each
+repetition, these are timed in the same run, in a rotating order so that drift of the shared
+machine and network hits every contender alike:
+
+* airgap.uv, 1 target, fully cold: fresh cache_dir, fresh dest, fresh UV_CACHE_DIR.
+* airgap.uv, 1 target, cold packages but cache_dir/uv-releases (the uv-binary lock) present.
+* airgap.uv, 5 targets, fully cold.
+* uv sync --frozen --no-install-project into a fresh venv with a fresh UV_CACHE_DIR (peer).
+* pip download --no-deps --only-binary :all: --no-cache-dir of the exported requirements (peer).
+* airgap.uv warm rebuild, nothing changed (1 and 5 targets), in a fresh process each time.
+
+Every airgap.uv measurement runs in a child process (like an Ansible module does) and times
+``WheelhouseBuilder.run()`` only; the child's interpreter start and imports are reported apart.
+No index is named anywhere: uv and pip use their defaults (pip runs with --isolated so local
+pip configuration such as find-links or extra indexes does not skew it).
+
+Exit status is non-zero when a target is missed only with --strict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+COLLECTIONS = "/work/main/.venv/collections"
+VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
+EXCLUDE_NEWER = "2026-10-01T00:00:00Z"
+
+# Direct dependencies of the two bench projects.  Tuned so that the linux x86_64 glibc 2.36
+# CPython 3.11 target selects about 30 and about 150 packages; everything has wheels for all
+# five targets below (checked at bench time, a package needing a build is reported).
+PROJECTS = {
+    30: ["requests", "rich", "click", "pydantic", "httpx", "jinja2", "pyyaml", "attrs", "python-dateutil",
+         "packaging", "tqdm", "platformdirs", "filelock", "wrapt"],
+    150: ["fastapi[standard]", "sqlalchemy", "pandas", "scipy", "boto3", "sphinx", "pytest", "black", "mypy",
+          "jupyter-core", "matplotlib", "aiohttp", "celery", "redis", "flask", "django", "cryptography",
+          "paramiko", "lxml", "openpyxl", "beautifulsoup4", "requests", "rich", "pyyaml", "pydantic-settings",
+          "alembic", "psutil", "structlog", "tenacity", "marshmallow", "arrow", "pendulum", "ujson", "orjson"],
+}
+
+PYPROJECT = """\
+[project]
+name = "airgap-bench-{size}"
+version = "0"
+requires-python = ">=3.9"
+dependencies = [
+{deps}
+]
+
+[tool.uv]
+# Virtual: nothing of our own to build, so the airgap run and `uv sync --no-install-project`
+# fetch exactly the same set.  See bench/README.md.
+package = false
+# In pyproject rather than only on the command line, so the builder's `uv lock --check`
+# agrees with the lock.
+exclude-newer = "{exclude_newer}"
+"""
+
+PACKAGED_PYPROJECT = """\
+[project]
+name = "airgap-bench-{size}"
+version = "0"
+requires-python = ">=3.9"
+dependencies = [
+{deps}
+]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/airgap_bench"]
+
+[tool.uv]
+exclude-newer = "{exclude_newer}"
+"""
+
+
+def facts(python: str, arch: str = "x86_64", libc: tuple = ("glibc", "2.36")) -> dict:
+    """Target facts as airgap.uv.target_facts returns them (see tests/.../test_target.py)."""
+    env = {
+        "implementation_name": "cpython", "implementation_version": python, "os_name": "posix",
+        "platform_machine": arch, "platform_release": "6.1.0", "platform_system": "Linux",
+        "platform_version": "#1 SMP", "python_full_version": python,
+        "platform_python_implementation": "CPython", "python_version": ".".join(python.split(".")[:2]),
+        "sys_platform": "linux",
+    }
+    return {"marker_environment": env, "os": "linux", "arch": arch,
+            "libc": {"family": libc[0], "version": libc[1]},
+            "python": {"version": python, "implementation": "cpython", "abiflags": ""}}
+
+
+ONE_TARGET = {"host-py311": facts("3.11.2")}
+FIVE_TARGETS = {
+    "host-py39": facts("3.9.18"),
+    "host-py311": facts("3.11.2"),
+    "host-py313": facts("3.13.1"),
+    "host-arm-py312": facts("3.12.3", arch="aarch64"),
+    "host-musl-py312": facts("3.12.3", libc=("musl", "1.2.4")),
+}
+
+
+# --------------------------------------------------------------------------------------
+# child: one WheelhouseBuilder.run() in a fresh interpreter
+# --------------------------------------------------------------------------------------
+
+def child(spec_json: str) -> int:
+    started = time.perf_counter()
+    spec = json.loads(spec_json)
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
+    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+
+    imported = time.perf_counter()
+    options = WheelhouseOptions(project=spec["project"], dest=spec["dest"], targets=spec["targets"],
+                                selection=SelectionOptions(), cache_dir=spec["cache_dir"], workers=spec["workers"])
+    builder = WheelhouseBuilder(options, uv=spec["uv"], progress=lambda message: None)
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t0 = time.perf_counter()
+    result = builder.run()
+    elapsed = time.perf_counter() - t0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(spec["profile"])
+    print(json.dumps({"run": elapsed, "startup": imported - started, "changed": result.changed,
+                      "downloaded": result.downloaded, "reused": result.reused, "requests": result.requests,
+                      "files": result.files, "bytes": result.bytes, "built": result.built,
+                      "targets": {k: v["files"] for k, v in result.targets.items()}}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# parent
+# --------------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.uv = args.uv
+        self.root = tempfile.mkdtemp(prefix="airgap-bench-", dir=args.workdir)
+        self.counter = 0
+        self.samples: dict[tuple, list[float]] = {}
+        self.info: dict[tuple, list[dict]] = {}
+        self.notes: list[str] = []
+
+    def fresh(self, label: str) -> str:
+        self.counter += 1
+        path = os.path.join(self.root, "runs", "%04d-%s" % (self.counter, label))
+        os.makedirs(path)
+        return path
+
+    def scrub(self, path: str) -> None:
+        """Drop a run's bytes as soon as it is measured: keeps the disk (and page cache) small."""
+        if not self.args.keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def env(self, **extra: str) -> dict:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)
+        env.update(extra)
+        return env
+
+    def sh(self, argv: list, env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise SystemExit("command failed (rc=%d): %s\n%s" % (proc.returncode, " ".join(argv), proc.stderr[-3000:]))
+        return proc
+
+    # -- setup ------------------------------------------------------------------------
+
+    def make_project(self, size: int, packaged: bool = False) -> str:
+        project = os.path.join(self.root, "project-%d%s" % (size, "-packaged" if packaged else ""))
+        os.makedirs(project)
+        deps = "\n".join('  "%s",' % dep for dep in PROJECTS[size])
+        template = PACKAGED_PYPROJECT if packaged else PYPROJECT
+        with open(os.path.join(project, "pyproject.toml"), "w", encoding="utf-8") as handle:
+            handle.write(template.format(size=size, deps=deps, exclude_newer=EXCLUDE_NEWER))
+        if packaged:
+            os.makedirs(os.path.join(project, "src", "airgap_bench"))
+            with open(os.path.join(project, "src", "airgap_bench", "__init__.py"), "w", encoding="utf-8") as handle:
+                handle.write('"""airgap.uv bench project."""\n')
+        # Locking is setup, not measured: use the user's uv cache to keep it quick.
+        self.sh([self.uv, "lock", "--quiet", "--exclude-newer", EXCLUDE_NEWER, "--directory", project],
+                env=self.env())
+        export = self.sh([self.uv, "export", "--frozen", "--no-header", "--no-annotate", "--no-emit-project",
+                          "--directory", project], env=self.env()).stdout
+        with open(os.path.join(project, "requirements.txt"), "w", encoding="utf-8") as handle:
+            handle.write(export)
+        return project
+
+    def preflight(self, project: str, targets: dict) -> dict:
+        """Packages each target selects, and any that would need a build (not a fair bench)."""
+        sys.path.insert(0, COLLECTIONS)
+        from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
+        from ansible_collections.airgap.uv.plugins.module_utils._selection import (
+            SelectionOptions, read_default_groups, select_packages)
+        from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel, target_platforms, target_tags
+        from ansible_collections.airgap.uv.plugins.module_utils._target import Target
+
+        lock = load_lock(os.path.join(project, "uv.lock"))
+        groups = read_default_groups(os.path.join(project, "pyproject.toml"))
+        counts = {}
+        for host, target_facts in targets.items():
+            target = Target.from_facts(target_facts, host)
+            tags = target_tags(target.python_version, target.implementation,
+                               target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
+                                                target.macos_version), target.abiflags)
+            selected = [s for s in select_packages(lock, target.marker_environment, SelectionOptions(), groups)
+                        if s.package.source_kind != "virtual" and not s.is_root]
+            unbuilt = [str(s.package) for s in selected if choose_wheel(s.package.wheels, tags) is None]
+            if unbuilt:
+                self.notes.append("%s needs builds for %s: %s" % (os.path.basename(project), target.id,
+                                                                   ", ".join(unbuilt)))
+            counts[target.id] = len(selected)
+        return counts
+
+    def warm_uv_releases(self) -> str:
+        """A cache_dir holding only uv-releases/, copied into 'uv-binary lock cached' runs."""
+        seed = os.path.join(self.root, "seed-cache")
+        sys.path.insert(0, COLLECTIONS)
+        from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import lock_uv_release, uv_version
+        lock_uv_release(self.uv, uv_version(self.uv), seed)
+        return os.path.join(seed, "uv-releases")
+
+    # -- contenders -------------------------------------------------------------------
+
+    def airgap(self, project: str, targets: dict, cache_dir: str, dest: str, uv_cache: str,
+               profile: str | None = None) -> dict:
+        spec = {"project": project, "dest": dest, "targets": targets, "cache_dir": cache_dir,
+                "workers": self.args.workers, "uv": self.uv, "profile": profile}
+        t0 = time.perf_counter()
+        proc = self.sh([sys.executable, os.path.abspath(__file__), "--_child", json.dumps(spec)],
+                       env=self.env(UV_CACHE_DIR=uv_cache))
+        wall = time.perf_counter() - t0
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        data["wall"] = wall
+        return data
+
+    def airgap_cold(self, project: str, targets: dict, uv_releases: str | None) -> dict:
+        run = self.fresh("airgap")
+        cache_dir = os.path.join(run, "cache")
+        if uv_releases:
+            shutil.copytree(uv_releases, os.path.join(cache_dir, "uv-releases"))
+        data = self.airgap(project, targets, cache_dir, os.path.join(run, "dest"), os.path.join(run, "uv-cache"))
+        data["dir"] = run
+        return data
+
+    def uv_sync(self, project: str) -> float:
+        run = self.fresh("uv-sync")
+        env = self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache"), UV_PROJECT_ENVIRONMENT=os.path.join(run, "venv"))
+        t0 = time.perf_counter()
+        self.sh([self.uv, "sync", "--frozen", "--no-install-project", "--python", "3.11", "--quiet",
+                 "--directory", project], env=env)
+        elapsed = time.perf_counter() - t0
+        self.scrub(run)
+        return elapsed
+
+    def pip_download(self, project: str) -> float:
+        run = self.fresh("pip")
+        t0 = time.perf_counter()
+        self.sh([sys.executable, "-m", "pip", "download", "--isolated", "--quiet", "--disable-pip-version-check",
+                 "--no-deps", "--only-binary", ":all:", "--no-cache-dir", "-r",
+                 os.path.join(project, "requirements.txt"), "-d", os.path.join(run, "wheels")], env=self.env())
+        elapsed = time.perf_counter() - t0
+        self.scrub(run)
+        return elapsed
+
+    # -- driver -----------------------------------------------------------------------
+
+    def record(self, key: tuple, value: float, info: dict | None = None) -> None:
+        self.samples.setdefault(key, []).append(value)
+        if info is not None:
+            self.info.setdefault(key, []).append(info)
+        say("    %-34s %8.3f s%s" % (" ".join(str(k) for k in key), value,
+                                    "" if info is None else "  (requests=%s downloaded=%s files=%s)"
+                                    % (info.get("requests"), info.get("downloaded"), info.get("files"))))
+
+    def run_size(self, size: int, uv_releases: str) -> None:
+        say("== %d-package project" % size)
+        project = self.make_project(size)
+        counts = self.preflight(project, FIVE_TARGETS)
+        self.counts[size] = counts
+        say("   packages per target: %s" % ", ".join("%s=%d" % kv for kv in sorted(counts.items())))
+
+        def cold1() -> None:
+            data = self.airgap_cold(project, ONE_TARGET, None)
+            self.record((size, "cold1"), data["run"], data)
+            self.last_cold1 = data
+
+        def cold1_cached() -> None:
+            data = self.airgap_cold(project, ONE_TARGET, uv_releases)
+            self.record((size, "cold1_uvlock"), data["run"], data)
+            self.scrub(data["dir"])
+
+        def cold5() -> None:
+            data = self.airgap_cold(project, FIVE_TARGETS, None)
+            self.record((size, "cold5"), data["run"], data)
+            self.last_cold5 = data
+
+        def sync() -> None:
+            self.record((size, "uv_sync"), self.uv_sync(project))
+
+        def pip() -> None:
+            self.record((size, "pip"), self.pip_download(project))
+
+        contenders = [cold1, sync, cold5, cold1_cached] + ([] if self.args.no_pip else [pip])
+        for rep in range(self.args.repeat):
+            say("  repetition %d/%d" % (rep + 1, self.args.repeat))
+            shift = rep % len(contenders)
+            for contender in contenders[shift:] + contenders[:shift]:
+                contender()
+            # Warm rebuilds reuse this repetition's cold cache and dest; nothing changed.
+            for key, data, targets in (("warm1", self.last_cold1, ONE_TARGET), ("warm5", self.last_cold5, FIVE_TARGETS)):
+                for dummy in range(self.args.warm_repeat):
+                    warm = self.airgap(project, targets, os.path.join(data["dir"], "cache"),
+                                       os.path.join(data["dir"], "dest"), os.path.join(data["dir"], "uv-cache"))
+                    self.record((size, key), warm["run"], warm)
+                if self.args.profile and rep == 0 and size == max(self.args.sizes):
+                    out = os.path.join(self.args.profile, "warm-%s-%d.prof" % (key, size))
+                    self.airgap(project, targets, os.path.join(data["dir"], "cache"),
+                                os.path.join(data["dir"], "dest"), os.path.join(data["dir"], "uv-cache"), profile=out)
+                    say("    profile written: %s" % out)
+            self.scrub(self.last_cold1["dir"])
+            self.scrub(self.last_cold5["dir"])
+        if self.args.profile and size == max(self.args.sizes):
+            for key, targets in (("cold1", ONE_TARGET), ("cold5", FIVE_TARGETS)):
+                run = self.fresh("profile")
+                out = os.path.join(self.args.profile, "%s-%d.prof" % (key, size))
+                self.airgap(project, targets, os.path.join(run, "cache"), os.path.join(run, "dest"),
+                            os.path.join(run, "uv-cache"), profile=out)
+                say("    profile written: %s" % out)
+                self.scrub(run)
+        if self.args.with_build:
+            self.run_packaged(size, uv_releases)
+
+    def run_packaged(self, size: int, uv_releases: str) -> None:
+        """Informational: a packaged project, so the run includes `uv build` of the project."""
+        project = self.make_project(size, packaged=True)
+        for rep in range(self.args.repeat):
+            data = self.airgap_cold(project, ONE_TARGET, uv_releases)
+            self.record((size, "cold1_build"), data["run"], data)
+            self.scrub(data["dir"])
+            run = self.fresh("uv-sync-build")
+            env = self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache"), UV_PROJECT_ENVIRONMENT=os.path.join(run, "venv"))
+            t0 = time.perf_counter()
+            self.sh([self.uv, "sync", "--frozen", "--no-editable", "--python", "3.11", "--quiet",
+                     "--directory", project], env=env)
+            self.record((size, "uv_sync_build"), time.perf_counter() - t0)
+            self.scrub(run)
+            run = self.fresh("uv-build")
+            t0 = time.perf_counter()
+            self.sh([self.uv, "build", "--wheel", "--quiet", "--out-dir", os.path.join(run, "out"), project],
+                    env=self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache")))
+            self.record((size, "uv_build_only"), time.perf_counter() - t0)
+            self.scrub(run)
+
+    def main(self) -> int:
+        self.counts: dict[int, dict] = {}
+        say("work dir: %s" % self.root)
+        uv_releases = self.warm_uv_releases()
+        started = time.perf_counter()
+        try:
+            for size in self.args.sizes:
+                self.run_size(size, uv_releases)
+        finally:
+            if not self.args.keep:
+                shutil.rmtree(self.root, ignore_errors=True)
+        rows, missed = self.table()
+        print()
+        print(machine_notes(self.uv))
+        print()
+        print("\n".join(rows))
+        for note in self.notes:
+            print("\nNOTE: " + note)
+        print("\nrepetitions: %d (medians), warm repetitions per cold run: %d, total bench time %.0f s"
+              % (self.args.repeat, self.args.warm_repeat, time.perf_counter() - started))
+        if missed:
+            print("missed targets: %s" % ", ".join(missed))
+        return 1 if (missed and self.args.strict) else 0
+
+    # -- report -----------------------------------------------------------------------
+
+    def median(self, size: int, key: str) -> float | None:
+        values = self.samples.get((size, key))
+        return statistics.median(values) if values else None
+
+    def table(self) -> tuple[list[str], list[str]]:
+        rows = ["| scenario | packages | airgap.uv median | peer | peer median | ratio | target | result |",
+                "|---|---:|---:|---|---:|---:|---|---|"]
+        missed: list[str] = []
+
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else ("%.3f s" % value if value < 1 else "%.2f s" % value)
+
+        def row(name: str, packages: str, mine: float | None, peer: str, theirs: float | None,
+                op: str, limit: float | None, target: str, extra_ok: bool = True) -> None:
+            ratio = None if (mine is None or theirs in (None, 0)) else mine / theirs
+            if limit is None or mine is None:
+                verdict = "info"
+            else:
+                value = ratio if op.startswith("ratio") else mine
+                ok = (value <= limit) and extra_ok
+                verdict = "PASS" if ok else "FAIL"
+                if not ok:
+                    missed.append("%s (%s)" % (name, packages))
+            rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                name, packages, fmt(mine), peer, fmt(theirs),
+                "n/a" if ratio is None else "%.2fx" % ratio, target, verdict))
+
+        for size in self.args.sizes:
+            counts = self.counts.get(size, {})
+            one = str(counts.get("cpython3.11.2-linux-x86_64-glibc2.36", "?"))
+            five = "%d (%d targets)" % (sum(counts.values()), len(counts)) if counts else "?"
+            cold1 = self.median(size, "cold1")
+            cold1_uvlock = self.median(size, "cold1_uvlock")
+            sync = self.median(size, "uv_sync")
+            pip = self.median(size, "pip")
+            row("cold, 1 target, fully cold vs uv sync", one, cold1, "uv sync (empty cache)", sync,
+                "ratio", 1.0, "<= 1.0x")
+            row("cold, 1 target, uv-binary lock cached vs uv sync", one, cold1_uvlock, "uv sync (empty cache)", sync,
+                "ratio", 1.0, "<= 1.0x")
+            if pip is not None:
+                # >= 5x faster than pip download: airgap / pip <= 0.2
+                row("cold, 1 target, fully cold vs pip download", one, cold1, "pip download --no-cache-dir", pip,
+                    "ratio", 0.2, ">= 5x faster (<= 0.20x)")
+            warm = self.info.get((size, "warm1"), [])
+            zero = all(w["requests"] == 0 and not w["changed"] for w in warm)
+            row("warm rebuild, nothing changed, 1 target%s" % ("" if zero else " (REQUESTS MADE or changed)"),
+                one, self.median(size, "warm1"), "-", None, "abs",
+                0.2 if size >= 150 else None, "<= 0.2 s, 0 requests" if size >= 150 else "info", extra_ok=zero)
+            warm5 = self.info.get((size, "warm5"), [])
+            zero5 = all(w["requests"] == 0 and not w["changed"] for w in warm5)
+            row("warm rebuild, nothing changed, 5 targets%s" % ("" if zero5 else " (REQUESTS MADE or changed)"),
+                five, self.median(size, "warm5"), "-", None, "abs", None, "info")
+            row("cold, 5 targets vs 1 target (both fully cold)", five, self.median(size, "cold5"),
+                "airgap.uv 1 target", cold1, "ratio", 1.5, "<= 1.5x")
+            if self.samples.get((size, "cold1_build")):
+                row("cold, 1 target, packaged project (uv build) vs uv sync with project", one,
+                    self.median(size, "cold1_build"), "uv sync --no-editable", self.median(size, "uv_sync_build"),
+                    "ratio", None, "info")
+                row("uv build --wheel of the project alone (empty uv cache)", "-",
+                    self.median(size, "uv_build_only"), "-", None, "abs", None, "info")
+        rows.append("")
+        rows.append("| detail (medians) | size | value |")
+        rows.append("|---|---:|---|")
+        for size in self.args.sizes:
+            for key in ("cold1", "cold5"):
+                info = self.info.get((size, key), [])
+                if info:
+                    rows.append("| %s: files / MB / HTTP requests | %d | %d / %.1f / %d |" % (
+                        key, size, info[0]["files"], info[0]["bytes"] / 1e6, info[0]["requests"]))
+            for key in ("cold1", "warm1", "warm5"):
+                info = self.info.get((size, key), [])
+                if info:
+                    rows.append("| %s: child interpreter start + imports | %d | %.3f s |"
+                                % (key, size, statistics.median(i["startup"] for i in info)))
+                    rows.append("| %s: whole child process wall time | %d | %.3f s |"
+                                % (key, size, statistics.median(i["wall"] for i in info)))
+        return rows, missed
+
+
+def machine_notes(uv: str) -> str:
+    uv_v = subprocess.run([uv, "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    pip_v = subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.PIPE, text=True).stdout.split(" from ")[0]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return ("machine: %s, %d CPUs, %s %s, Python %s, %s, %s" % (
+        cpu, os.cpu_count() or 0, platform.system(), platform.release(), platform.python_version(), uv_v, pip_v))
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of every cold measurement (default 3)")
+    parser.add_argument("--warm-repeat", type=int, default=3, help="warm rebuilds after each cold run (default 3)")
+    parser.add_argument("--sizes", default="30,150", help="project sizes, from %s (default 30,150)"
+                        % ",".join(str(s) for s in PROJECTS))
+    parser.add_argument("--quick", action="store_true", help="one repetition of the 30-package project")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-pip", action="store_true", help="skip the (slow) pip download peer")
+    parser.add_argument("--with-build", action="store_true",
+                        help="also time a packaged project (the run includes uv build of the project)")
+    parser.add_argument("--profile", metavar="DIR", help="write cProfile stats of cold and warm runs of the largest size")
+    parser.add_argument("--workers", type=int, default=8, help="WheelhouseOptions.workers (default 8)")
+    parser.add_argument("--uv", default=os.path.join(VENV_BIN, "uv"), help="uv executable (default: next to Python)")
+    parser.add_argument("--workdir", default=None, help="where the temporary tree goes (default: system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    parser.add_argument("--_child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._child:
+        return child(args._child)
+    if args.quick:
+        args.repeat, args.sizes = 1, "30"
+    args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    for size in args.sizes:
+        if size not in PROJECTS:
+            parser.error("--sizes: %d is not one of %s" % (size, ", ".join(str(s) for s in PROJECTS)))
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+        args.profile = os.path.abspath(args.profile)
+    return Bench(args).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

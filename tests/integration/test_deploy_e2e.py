@@ -1,0 +1,153 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""End to end: controller wheelhouse -> real SSH -> offline test host -> uv sync, with real uv
+and the real package index. Lock files are made at test time."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
+HOST = "e2e-1"
+APP = "/opt/airgap-uv/hello-airgap/venv/bin/hello-airgap"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed needs root")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, ".venv", "collections")
+    env["ANSIBLE_PIPELINING"] = "true"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    subprocess.run([TESTBED, "up", HOST], check=True)
+    path = tmp_path_factory.mktemp("inv") / "inventory.yml"
+    subprocess.run([TESTBED, "inventory", "--write", str(path), HOST], check=True)
+    yield str(path)
+    subprocess.run([TESTBED, "down", HOST], check=False)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    """A fresh copy of the example project, locked here (uv.lock is never committed)."""
+    directory = tmp_path / "hello-airgap"
+    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__"))
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(directory)], check=True)
+    return directory
+
+
+def deploy(inventory, project, tmp_path, *extra, env=None):
+    record = tmp_path / "record"
+    record.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, os.path.join(REPO, "tests", "integration",
+                                                                                  "deploy_and_record.yml"),
+         "-e", "uv_deploy_project=%s" % project, "-e", "e2e_record_dir=%s" % record,
+         "-e", "uv_deploy_wheelhouse_dir=%s" % (tmp_path / "wheelhouse"), *extra],
+        env=dict(_env(), **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = None
+    if (record / ("%s.json" % HOST)).exists():
+        result = json.loads((record / ("%s.json" % HOST)).read_text())
+    return proc, result
+
+
+def recap_changed(output: str) -> int:
+    match = re.search(r"^%s\s*:.*changed=(\d+)" % re.escape(HOST), output, re.M)
+    assert match, output[-3000:]
+    return int(match.group(1))
+
+
+def on_host(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([TESTBED, "exec", HOST, "--", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+
+
+def test_deploy_run_noop_and_lock_change(inventory, project, tmp_path):
+    first, result = deploy(inventory, project, tmp_path)
+    assert first.returncode == 0, first.stdout[-4000:]
+    installed = {item["name"] for item in result["sync"]["installed"]}
+    assert installed == {"click", "hello-airgap", "markupsafe", "pyyaml"}
+    # Windows-only colorama is in the universal lock but not for this host.
+    assert "colorama" not in json.dumps(result["wheelhouse"]["targets"])
+    app = on_host(APP, "--name", "e2e")
+    assert app.returncode == 0, app.stderr
+    assert "Hello e2e from hello-airgap 0.1.0" in app.stdout
+
+    second, result = deploy(inventory, project, tmp_path)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap_changed(second.stdout) == 0
+    assert result["wheelhouse"]["requests"] == 0
+
+    # Downgrade one package through the lock: exactly that change is reported, in check mode first.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"click>=8.1"', '"click==8.1.7"'))
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(project)], check=True)
+    predicted_proc, predicted = deploy(inventory, project, tmp_path, "--check")
+    assert predicted_proc.returncode == 0, predicted_proc.stdout[-4000:]
+    third, result = deploy(inventory, project, tmp_path)
+    assert third.returncode == 0, third.stdout[-4000:]
+    changes = {key: result["sync"][key] for key in ("installed", "removed", "upgraded", "downgraded")}
+    assert changes["downgraded"] == [{"name": "click", "from": "8.5.0", "to": "8.1.7"}], changes
+    assert changes["installed"] == [] and changes["removed"] == [] and changes["upgraded"] == []
+    assert {key: predicted["sync"][key] for key in changes} == changes
+    assert "click: 8.1.7" in on_host(APP).stdout
+
+
+def _fails_with(inventory, project, tmp_path, *patterns, env=None):
+    proc, dummy = deploy(inventory, project, tmp_path, env=env)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    for pattern in patterns:
+        assert re.search(pattern, proc.stdout), "%r not in:\n%s" % (pattern, proc.stdout[-3000:])
+    return proc
+
+
+def test_missing_lock(inventory, project, tmp_path):
+    (project / "uv.lock").unlink()
+    _fails_with(inventory, project, tmp_path, r"uv\.lock is missing; run 'uv lock' in")
+
+
+def test_unparsable_lock(inventory, project, tmp_path):
+    (project / "uv.lock").write_text("version = 1\n[[package]\nname = ")
+    _fails_with(inventory, project, tmp_path, r"uv\.lock", r"(TOML|parse)")
+
+
+def test_lock_out_of_date(inventory, project, tmp_path):
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six",'))
+    _fails_with(inventory, project, tmp_path, r"does not match pyproject\.toml", r"run 'uv lock'")
+
+
+def test_host_python_outside_requires_python(inventory, project, tmp_path):
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('requires-python = ">=3.9"', 'requires-python = ">=3.12"'))
+    # uv lock wants an interpreter inside requires-python; the machines have pyenv builds.
+    newer = sorted(glob.glob("/root/.pyenv/versions/3.1[2-9].*/bin/python3.1[2-9]"))
+    assert newer, "this test needs a Python >= 3.12 on the controller (the machines have pyenv builds)"
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--python", newer[0], "--directory", str(project)],
+                   check=True, env=dict(os.environ, UV_PYTHON_DOWNLOADS="never"))
+    # The controller can check the lock (it has a 3.12); the host's 3.11.2 is what is refused.
+    _fails_with(inventory, project, tmp_path, r"3\.11\.2", r">=3\.12", HOST, env={"UV_PYTHON": newer[0]})
+
+
+def test_package_without_wheel_for_host(inventory, project, tmp_path):
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "pywin32>=306",'))
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(project)], check=True)
+    _fails_with(inventory, project, tmp_path, r"pywin32 \S+ has no wheel for target cpython3\.11\.2-linux-x86_64",
+                r"hosts %s" % HOST)
