@@ -111,6 +111,7 @@ def facts(python: str, arch: str = "x86_64", libc: tuple = ("glibc", "2.36")) ->
 
 
 ONE_TARGET = {"host-py311": facts("3.11.2")}
+ONE_TARGET_ID = "cpython3.11.2-linux-x86_64-glibc2.36"
 FIVE_TARGETS = {
     "host-py39": facts("3.9.18"),
     "host-py311": facts("3.11.2"),
@@ -124,6 +125,44 @@ FIVE_TARGETS = {
 # child: one WheelhouseBuilder.run() in a fresh interpreter
 # --------------------------------------------------------------------------------------
 
+# Where a run's time goes: (module, owner, attribute, label).  Wrapped only when present, so
+# the bench keeps working while the module evolves.  Nested: uv_release_lock is inside
+# uv_wheel, extract_uv inside publish, uv_subprocess inside check_lock and uv_release_lock.
+PHASES = (
+    ("_wheelhouse", "WheelhouseBuilder", "_load_lock", "load_lock"),
+    ("_wheelhouse", None, "select_packages", "select"),
+    ("_wheelhouse", "WheelhouseBuilder", "_check_lock_current", "check_lock"),
+    ("_wheelhouse", None, "uv_version", "uv_version"),
+    ("_wheelhouse", "WheelhouseBuilder", "_artifact_for", "choose_wheels"),
+    ("_wheelhouse", "WheelhouseBuilder", "_uv_wheel_for", "uv_wheel"),
+    ("_wheelhouse", None, "lock_uv_release", "uv_release_lock"),
+    ("_download", "ArtifactStore", "ensure", "downloads"),
+    ("_wheelhouse", "WheelhouseBuilder", "_publish", "publish"),
+    ("_wheelhouse", None, "extract_uv_binaries", "extract_uv"),
+    ("_wheelhouse", "WheelhouseBuilder", "_build_wheel", "build_wheel"),
+)
+
+def _instrument(timings: dict) -> None:
+    import functools
+    import importlib
+
+    for module_name, owner_name, attribute, label in PHASES:
+        module = importlib.import_module("ansible_collections.airgap.uv.plugins.module_utils." + module_name)
+        owner = getattr(module, owner_name, None) if owner_name else module
+        original = getattr(owner, attribute, None) if owner is not None else None
+        if original is None:
+            continue
+
+        def wrapper(*args, __original=original, __label=label, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return __original(*args, **kwargs)
+            finally:
+                timings[__label] = timings.get(__label, 0.0) + time.perf_counter() - t0
+
+        setattr(owner, attribute, functools.wraps(original)(wrapper))
+
+
 def child(spec_json: str) -> int:
     started = time.perf_counter()
     spec = json.loads(spec_json)
@@ -132,6 +171,9 @@ def child(spec_json: str) -> int:
     from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
     imported = time.perf_counter()
+    timings: dict = {}
+    if spec.get("phases"):
+        _instrument(timings)
     options = WheelhouseOptions(project=spec["project"], dest=spec["dest"], targets=spec["targets"],
                                 selection=SelectionOptions(), cache_dir=spec["cache_dir"], workers=spec["workers"])
     builder = WheelhouseBuilder(options, uv=spec["uv"], progress=lambda message: None)
@@ -146,10 +188,12 @@ def child(spec_json: str) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(spec["profile"])
+    store = os.path.join(spec["cache_dir"], "store")
+    stored = sum(os.path.getsize(os.path.join(root, name)) for root, dummy, names in os.walk(store) for name in names)
     print(json.dumps({"run": elapsed, "startup": imported - started, "changed": result.changed,
                       "downloaded": result.downloaded, "reused": result.reused, "requests": result.requests,
-                      "files": result.files, "bytes": result.bytes, "built": result.built,
-                      "targets": {k: v["files"] for k, v in result.targets.items()}}))
+                      "files": result.files, "bytes": result.bytes, "built": result.built, "stored_bytes": stored,
+                      "phases": timings, "targets": {k: v["files"] for k, v in result.targets.items()}}))
     return 0
 
 
@@ -238,20 +282,31 @@ class Bench:
             counts[target.id] = len(selected)
         return counts
 
-    def warm_uv_releases(self) -> str:
-        """A cache_dir holding only uv-releases/, copied into 'uv-binary lock cached' runs."""
-        seed = os.path.join(self.root, "seed-cache")
-        sys.path.insert(0, COLLECTIONS)
-        from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import lock_uv_release, uv_version
-        lock_uv_release(self.uv, uv_version(self.uv), seed)
-        return os.path.join(seed, "uv-releases")
+    def seed(self, project: str) -> dict:
+        """One untimed airgap run; its uv-releases/ lock and uv wheel seed the 'cached' variants."""
+        run = os.path.join(self.root, "seed")
+        data = self.airgap(project, ONE_TARGET, os.path.join(run, "cache"), os.path.join(run, "dest"),
+                           os.path.join(run, "uv-cache"))
+        seed = {"uv_releases": os.path.join(run, "cache", "uv-releases"), "uv_wheel": None}
+        try:
+            with open(os.path.join(run, "dest", "targets", ONE_TARGET_ID, "manifest.json"), encoding="utf-8") as handle:
+                sha256 = json.load(handle)["uv_wheel_sha256"]
+            relative = os.path.join("store", "sha256", sha256[:2], sha256)
+            if os.path.isfile(os.path.join(run, "cache", relative)):
+                seed["uv_wheel"] = (os.path.join(run, "cache", relative), relative)
+        except (OSError, ValueError, KeyError):
+            pass
+        if seed["uv_wheel"] is None:
+            self.notes.append("could not find the uv wheel in the seed store; 'uv binary cached' variant skipped")
+        say("   seeded uv-binary lock and wheel (%.2f s, untimed)" % data["run"])
+        return seed
 
     # -- contenders -------------------------------------------------------------------
 
     def airgap(self, project: str, targets: dict, cache_dir: str, dest: str, uv_cache: str,
                profile: str | None = None) -> dict:
         spec = {"project": project, "dest": dest, "targets": targets, "cache_dir": cache_dir,
-                "workers": self.args.workers, "uv": self.uv, "profile": profile}
+                "workers": self.args.workers, "uv": self.uv, "profile": profile, "phases": True}
         t0 = time.perf_counter()
         proc = self.sh([sys.executable, os.path.abspath(__file__), "--_child", json.dumps(spec)],
                        env=self.env(UV_CACHE_DIR=uv_cache))
@@ -260,11 +315,16 @@ class Bench:
         data["wall"] = wall
         return data
 
-    def airgap_cold(self, project: str, targets: dict, uv_releases: str | None) -> dict:
+    def airgap_cold(self, project: str, targets: dict, seeded: str = "") -> dict:
+        """Fresh cache_dir, dest and UV_CACHE_DIR; SEEDED: '' (fully cold), 'lock' or 'binary'."""
         run = self.fresh("airgap")
         cache_dir = os.path.join(run, "cache")
-        if uv_releases:
-            shutil.copytree(uv_releases, os.path.join(cache_dir, "uv-releases"))
+        if seeded:
+            shutil.copytree(self.seeded["uv_releases"], os.path.join(cache_dir, "uv-releases"))
+        if seeded == "binary":
+            source, relative = self.seeded["uv_wheel"]
+            os.makedirs(os.path.dirname(os.path.join(cache_dir, relative)))
+            shutil.copyfile(source, os.path.join(cache_dir, relative))
         data = self.airgap(project, targets, cache_dir, os.path.join(run, "dest"), os.path.join(run, "uv-cache"))
         data["dir"] = run
         return data
@@ -299,27 +359,25 @@ class Bench:
                                     "" if info is None else "  (requests=%s downloaded=%s files=%s)"
                                     % (info.get("requests"), info.get("downloaded"), info.get("files"))))
 
-    def run_size(self, size: int, uv_releases: str) -> None:
+    def run_size(self, size: int) -> None:
         say("== %d-package project" % size)
         project = self.make_project(size)
         counts = self.preflight(project, FIVE_TARGETS)
         self.counts[size] = counts
         say("   packages per target: %s" % ", ".join("%s=%d" % kv for kv in sorted(counts.items())))
+        if self.seeded is None:
+            self.seeded = self.seed(project)
+        last: dict = {}
 
-        def cold1() -> None:
-            data = self.airgap_cold(project, ONE_TARGET, None)
-            self.record((size, "cold1"), data["run"], data)
-            self.last_cold1 = data
-
-        def cold1_cached() -> None:
-            data = self.airgap_cold(project, ONE_TARGET, uv_releases)
-            self.record((size, "cold1_uvlock"), data["run"], data)
-            self.scrub(data["dir"])
-
-        def cold5() -> None:
-            data = self.airgap_cold(project, FIVE_TARGETS, None)
-            self.record((size, "cold5"), data["run"], data)
-            self.last_cold5 = data
+        def cold(key: str, targets: dict, seeded: str = "", keep: bool = False):
+            def contender() -> None:
+                data = self.airgap_cold(project, targets, seeded)
+                self.record((size, key), data["run"], data)
+                if keep:
+                    last[key] = data
+                else:
+                    self.scrub(data["dir"])
+            return contender
 
         def sync() -> None:
             self.record((size, "uv_sync"), self.uv_sync(project))
@@ -327,26 +385,33 @@ class Bench:
         def pip() -> None:
             self.record((size, "pip"), self.pip_download(project))
 
-        contenders = [cold1, sync, cold5, cold1_cached] + ([] if self.args.no_pip else [pip])
+        contenders = [cold("cold1", ONE_TARGET, keep=True), sync, cold("cold5", FIVE_TARGETS, keep=True),
+                      cold("cold1_uvlock", ONE_TARGET, "lock")]
+        if self.seeded["uv_wheel"]:
+            contenders.append(cold("cold1_uvbin", ONE_TARGET, "binary"))
+        if not self.args.no_pip:
+            contenders.append(pip)
         for rep in range(self.args.repeat):
             say("  repetition %d/%d" % (rep + 1, self.args.repeat))
             shift = rep % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
                 contender()
             # Warm rebuilds reuse this repetition's cold cache and dest; nothing changed.
-            for key, data, targets in (("warm1", self.last_cold1, ONE_TARGET), ("warm5", self.last_cold5, FIVE_TARGETS)):
+            for key, cold_key, targets in (("warm1", "cold1", ONE_TARGET), ("warm5", "cold5", FIVE_TARGETS)):
+                run = last[cold_key]["dir"]
+                where = (os.path.join(run, "cache"), os.path.join(run, "dest"), os.path.join(run, "uv-cache"))
                 for dummy in range(self.args.warm_repeat):
-                    warm = self.airgap(project, targets, os.path.join(data["dir"], "cache"),
-                                       os.path.join(data["dir"], "dest"), os.path.join(data["dir"], "uv-cache"))
+                    warm = self.airgap(project, targets, *where)
                     self.record((size, key), warm["run"], warm)
                 if self.args.profile and rep == 0 and size == max(self.args.sizes):
-                    out = os.path.join(self.args.profile, "warm-%s-%d.prof" % (key, size))
-                    self.airgap(project, targets, os.path.join(data["dir"], "cache"),
-                                os.path.join(data["dir"], "dest"), os.path.join(data["dir"], "uv-cache"), profile=out)
+                    out = os.path.join(self.args.profile, "%s-%d.prof" % (key, size))
+                    self.airgap(project, targets, *where, profile=out)
                     say("    profile written: %s" % out)
-            self.scrub(self.last_cold1["dir"])
-            self.scrub(self.last_cold5["dir"])
+            for data in last.values():
+                self.scrub(data["dir"])
+            last.clear()
         if self.args.profile and size == max(self.args.sizes):
+            # cProfile sees the main thread only: downloads show up as waiting in as_completed.
             for key, targets in (("cold1", ONE_TARGET), ("cold5", FIVE_TARGETS)):
                 run = self.fresh("profile")
                 out = os.path.join(self.args.profile, "%s-%d.prof" % (key, size))
@@ -355,13 +420,13 @@ class Bench:
                 say("    profile written: %s" % out)
                 self.scrub(run)
         if self.args.with_build:
-            self.run_packaged(size, uv_releases)
+            self.run_packaged(size)
 
-    def run_packaged(self, size: int, uv_releases: str) -> None:
+    def run_packaged(self, size: int) -> None:
         """Informational: a packaged project, so the run includes `uv build` of the project."""
         project = self.make_project(size, packaged=True)
         for rep in range(self.args.repeat):
-            data = self.airgap_cold(project, ONE_TARGET, uv_releases)
+            data = self.airgap_cold(project, ONE_TARGET, "lock")
             self.record((size, "cold1_build"), data["run"], data)
             self.scrub(data["dir"])
             run = self.fresh("uv-sync-build")
@@ -380,12 +445,12 @@ class Bench:
 
     def main(self) -> int:
         self.counts: dict[int, dict] = {}
+        self.seeded = None
         say("work dir: %s" % self.root)
-        uv_releases = self.warm_uv_releases()
         started = time.perf_counter()
         try:
             for size in self.args.sizes:
-                self.run_size(size, uv_releases)
+                self.run_size(size)
         finally:
             if not self.args.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -396,10 +461,10 @@ class Bench:
         print("\n".join(rows))
         for note in self.notes:
             print("\nNOTE: " + note)
-        print("\nrepetitions: %d (medians), warm repetitions per cold run: %d, total bench time %.0f s"
+        print("\nrepetitions: %d (medians), warm rebuilds per repetition: %d, total bench time %.0f s"
               % (self.args.repeat, self.args.warm_repeat, time.perf_counter() - started))
         if missed:
-            print("missed targets: %s" % ", ".join(missed))
+            print("missed targets: %s" % "; ".join(missed))
         return 1 if (missed and self.args.strict) else 0
 
     # -- report -----------------------------------------------------------------------
@@ -413,74 +478,82 @@ class Bench:
                 "|---|---:|---:|---|---:|---:|---|---|"]
         missed: list[str] = []
 
-        def fmt(value: float | None) -> str:
-            return "n/a" if value is None else ("%.3f s" % value if value < 1 else "%.2f s" % value)
-
         def row(name: str, packages: str, mine: float | None, peer: str, theirs: float | None,
                 op: str, limit: float | None, target: str, extra_ok: bool = True) -> None:
-            ratio = None if (mine is None or theirs in (None, 0)) else mine / theirs
+            ratio = None if (mine is None or not theirs) else mine / theirs
             if limit is None or mine is None:
                 verdict = "info"
             else:
-                value = ratio if op.startswith("ratio") else mine
-                ok = (value <= limit) and extra_ok
-                verdict = "PASS" if ok else "FAIL"
+                value = ratio if op == "ratio" else mine
+                ok = value is not None and value <= limit and extra_ok
+                verdict = "PASS" if ok else "**FAIL**"
                 if not ok:
-                    missed.append("%s (%s)" % (name, packages))
+                    missed.append("%s%s [%s packages]" % (name, "" if peer == "-" else " vs " + peer, packages))
             rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                name, packages, fmt(mine), peer, fmt(theirs),
-                "n/a" if ratio is None else "%.2fx" % ratio, target, verdict))
+                name, packages, seconds(mine), peer, seconds(theirs),
+                "" if ratio is None else "%.2fx" % ratio, target, verdict))
 
         for size in self.args.sizes:
             counts = self.counts.get(size, {})
-            one = str(counts.get("cpython3.11.2-linux-x86_64-glibc2.36", "?"))
-            five = "%d (%d targets)" % (sum(counts.values()), len(counts)) if counts else "?"
+            one = str(counts.get(ONE_TARGET_ID, "?"))
+            five = "%d (5 targets)" % sum(counts.values()) if counts else "?"
             cold1 = self.median(size, "cold1")
-            cold1_uvlock = self.median(size, "cold1_uvlock")
             sync = self.median(size, "uv_sync")
             pip = self.median(size, "pip")
-            row("cold, 1 target, fully cold vs uv sync", one, cold1, "uv sync (empty cache)", sync,
-                "ratio", 1.0, "<= 1.0x")
-            row("cold, 1 target, uv-binary lock cached vs uv sync", one, cold1_uvlock, "uv sync (empty cache)", sync,
-                "ratio", 1.0, "<= 1.0x")
+            row("cold, 1 target, fully cold", one, cold1, "uv sync, empty cache", sync, "ratio", 1.0, "<= 1.0x")
+            row("cold, 1 target, uv-binary lock cached", one, self.median(size, "cold1_uvlock"),
+                "uv sync, empty cache", sync, "ratio", 1.0, "<= 1.0x")
+            if self.samples.get((size, "cold1_uvbin")):
+                row("cold packages, uv-binary lock + uv wheel cached", one, self.median(size, "cold1_uvbin"),
+                    "uv sync, empty cache", sync, "ratio", None, "info (packages only)")
             if pip is not None:
-                # >= 5x faster than pip download: airgap / pip <= 0.2
-                row("cold, 1 target, fully cold vs pip download", one, cold1, "pip download --no-cache-dir", pip,
+                row("cold, 1 target, fully cold", one, cold1, "pip download, no cache", pip,
                     "ratio", 0.2, ">= 5x faster (<= 0.20x)")
-            warm = self.info.get((size, "warm1"), [])
-            zero = all(w["requests"] == 0 and not w["changed"] for w in warm)
-            row("warm rebuild, nothing changed, 1 target%s" % ("" if zero else " (REQUESTS MADE or changed)"),
-                one, self.median(size, "warm1"), "-", None, "abs",
-                0.2 if size >= 150 else None, "<= 0.2 s, 0 requests" if size >= 150 else "info", extra_ok=zero)
-            warm5 = self.info.get((size, "warm5"), [])
-            zero5 = all(w["requests"] == 0 and not w["changed"] for w in warm5)
-            row("warm rebuild, nothing changed, 5 targets%s" % ("" if zero5 else " (REQUESTS MADE or changed)"),
-                five, self.median(size, "warm5"), "-", None, "abs", None, "info")
-            row("cold, 5 targets vs 1 target (both fully cold)", five, self.median(size, "cold5"),
-                "airgap.uv 1 target", cold1, "ratio", 1.5, "<= 1.5x")
+            for key, name, packages, limit in (("warm1", "1 target", one, 0.2 if size >= 150 else None),
+                                               ("warm5", "5 targets", five, None)):
+                infos = self.info.get((size, key), [])
+                quiet = bool(infos) and all(i["requests"] == 0 and not i["changed"] for i in infos)
+                label = "warm rebuild, nothing changed, %s%s" % (
+                    name, "" if quiet else " (made requests or changed)")
+                row(label, packages, self.median(size, key), "-", None, "abs", limit,
+                    "<= 0.2 s, 0 requests" if limit else "info", extra_ok=quiet)
+            row("cold, 5 targets (fully cold)", five, self.median(size, "cold5"), "airgap.uv 1 target, fully cold",
+                cold1, "ratio", 1.5, "<= 1.5x")
             if self.samples.get((size, "cold1_build")):
-                row("cold, 1 target, packaged project (uv build) vs uv sync with project", one,
-                    self.median(size, "cold1_build"), "uv sync --no-editable", self.median(size, "uv_sync_build"),
-                    "ratio", None, "info")
-                row("uv build --wheel of the project alone (empty uv cache)", "-",
+                row("cold, 1 target, packaged project (incl. uv build)", one, self.median(size, "cold1_build"),
+                    "uv sync --no-editable, empty cache", self.median(size, "uv_sync_build"), "ratio", None, "info")
+                row("uv build --wheel of the project alone, empty uv cache", "-",
                     self.median(size, "uv_build_only"), "-", None, "abs", None, "info")
-        rows.append("")
-        rows.append("| detail (medians) | size | value |")
-        rows.append("|---|---:|---|")
+
+        rows += ["", "Where airgap.uv's time goes (medians, seconds; nested phases indented):", "",
+                 "| run | size | total | " + " | ".join(PHASE_COLUMNS) + " | startup+imports | bytes fetched | requests |",
+                 "|---|---:|---:|" + "---:|" * (len(PHASE_COLUMNS) + 3)]
         for size in self.args.sizes:
-            for key in ("cold1", "cold5"):
-                info = self.info.get((size, key), [])
-                if info:
-                    rows.append("| %s: files / MB / HTTP requests | %d | %d / %.1f / %d |" % (
-                        key, size, info[0]["files"], info[0]["bytes"] / 1e6, info[0]["requests"]))
-            for key in ("cold1", "warm1", "warm5"):
-                info = self.info.get((size, key), [])
-                if info:
-                    rows.append("| %s: child interpreter start + imports | %d | %.3f s |"
-                                % (key, size, statistics.median(i["startup"] for i in info)))
-                    rows.append("| %s: whole child process wall time | %d | %.3f s |"
-                                % (key, size, statistics.median(i["wall"] for i in info)))
+            for key in ("cold1", "cold1_uvlock", "cold1_uvbin", "cold5", "warm1", "warm5", "cold1_build"):
+                infos = self.info.get((size, key), [])
+                if not infos:
+                    continue
+                cells = []
+                for column in PHASE_COLUMNS:
+                    label = column.strip("> ")
+                    values = [i["phases"].get(label, 0.0) for i in infos]
+                    cells.append("%.3f" % statistics.median(values))
+                rows.append("| %s | %d | %.3f | %s | %.3f | %.1f MB | %d |" % (
+                    key, size, statistics.median(i["run"] for i in infos), " | ".join(cells),
+                    statistics.median(i["startup"] for i in infos),
+                    statistics.median(i["stored_bytes"] for i in infos) / 1e6 if not key.startswith("warm") else 0.0,
+                    max(i["requests"] for i in infos)))
         return rows, missed
+
+
+PHASE_COLUMNS = ("load_lock", "select", "check_lock", "uv_version", "choose_wheels", "uv_wheel",
+                 "> uv_release_lock", "downloads", "publish", "> extract_uv")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "%.3f s" % value if value < 1 else "%.2f s" % value
 
 
 def machine_notes(uv: str) -> str:

@@ -278,7 +278,7 @@ class CredentialProvider:
         return "configure credentials as for uv: " + ", or ".join(ways)
 
     def redact(self, text: str) -> str:
-        """TEXT with every secret this provider handed out replaced by ``***``."""
+        """TEXT with every password, header token and username (3+ characters) handed out replaced by ``***``."""
         with self._mutex:
             secrets = sorted(self._handed_out, key=len, reverse=True)
         for secret in secrets:

@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 try:
-    from packaging.markers import InvalidMarker, Marker
+    from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 except ImportError:  # pragma: no cover - exercised only without packaging
@@ -201,6 +201,15 @@ def evaluate_marker(
     """
     if not marker:
         return True
+    try:
+        return _evaluate(marker, marker_env, active)
+    except InvalidMarker as exc:
+        raise SelectionError("Invalid marker %r in the lock (%s); re-create the lock with `uv lock`." % (marker, exc)) from None
+    except (UndefinedComparison, UndefinedEnvironmentName) as exc:
+        raise SelectionError("Cannot evaluate marker %r for the target: %s" % (marker, exc)) from None
+
+
+def _evaluate(marker: str, marker_env: t.Mapping[str, str], active: t.AbstractSet[str]) -> bool:
     pieces, atoms = _split_marker(marker)
     if atoms:
         names = {_canon(a) for a in active}

@@ -984,6 +984,8 @@ class SyncParams:
         self.compile_bytecode: bool = bool(params.get("compile_bytecode"))
         self.http_timeout: t.Optional[int] = params.get("http_timeout")
         self.http_retries: t.Optional[int] = params.get("http_retries")
+        pending = params.get("pending")
+        self.pending: t.Optional[t.Mapping[str, t.Any]] = pending if pending else None
 
 
 _SYNC_HINT = (
@@ -1024,6 +1026,50 @@ class SyncRunner:
     # -- entry point ------------------------------------------------------
 
     def run(self) -> t.Dict[str, t.Any]:
+        if self.check_mode and self.p.pending is not None:
+            return self._run_pending()
+        return self._run()
+
+    def _run_pending(self) -> t.Dict[str, t.Any]:
+        """Check mode before the copy: predict from what the copy would put in place.
+
+        In check mode the copy task changes nothing, so the host still holds the previous
+        install file. uv's dry run needs only the wheels' names, not their bytes, so the
+        pending install file and empty stand-ins named like the pending wheels go to a
+        temporary directory and the prediction runs against those.
+        """
+        pending = t.cast(t.Mapping[str, t.Any], self.p.pending)
+        text = pending.get("requirements")
+        wheels = pending.get("wheels") or []
+        if not isinstance(text, str) or not isinstance(wheels, list):
+            raise SyncError("pending needs 'requirements' (the install file's text) and 'wheels' (a list of file names)")
+        if not (os.path.isfile(self.p.uv) and os.access(self.p.uv, os.X_OK)):
+            # No uv on the host yet, so nothing it could have installed either: the
+            # environment in service (if any) is compared with the pending set directly.
+            reqs = parse_requirements(text, "pending requirements")
+            after = {name: r.version for name, r in reqs.items()}
+            view = self.store.inspect()
+            before = view.current.packages if view.current is not None else {}
+            changed = before != after
+            return self._result(changed, before, after, set(), view.current, None, "offline",
+                                "packages changed" if changed else None)
+        tmp = tempfile.mkdtemp(prefix="airgap-uv-pending-", dir=self.tmpdir() if self.tmpdir else None)
+        try:
+            wheelhouse = os.path.join(tmp, "wheelhouse")
+            os.mkdir(wheelhouse)
+            for name in wheels:
+                if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+                    raise SyncError("pending wheel name %r is not a plain file name" % (name,))
+                open(os.path.join(wheelhouse, name), "w").close()
+            requirements = os.path.join(tmp, "requirements.txt")
+            with open(requirements, "w") as handle:
+                handle.write(text if text.endswith("\n") else text + "\n")
+            self.p.wheelhouse, self.p.requirements, self.p.manifest = wheelhouse, requirements, None
+            return self._run()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _run(self) -> t.Dict[str, t.Any]:
         self._validate()
         if self.p.state == "rollback":
             with self._lock():

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
 from ansible_collections.airgap.uv.plugins.module_utils._download import (
     ArtifactStore,
     DownloadError,
@@ -43,7 +44,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     read_default_groups,
     select_packages,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel, target_platforms, target_tags
+from ansible_collections.airgap.uv.plugins.module_utils._tags import TagError, choose_wheel, target_platforms, target_tags
 from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     UvError,
@@ -115,7 +116,8 @@ class WheelhouseBuilder:
         self.check_mode = check_mode
         self._say = progress or (lambda message: None)
         self.store = ArtifactStore(os.path.join(options.cache_dir, "store"), workers=options.workers,
-                                   retries=options.retries, timeout=options.timeout, progress=self._say)
+                                   retries=options.retries, timeout=options.timeout, progress=self._say,
+                                   credentials=CredentialProvider(project_dir=os.path.abspath(options.project)))
         self.project_dir = os.path.abspath(options.project)
         self.dest = os.path.abspath(options.dest)
         # (name, version, filename) -> the lock's artifact, for the download request
@@ -175,9 +177,12 @@ class WheelhouseBuilder:
         return plans
 
     def _tags_for(self, target: Target) -> list:
-        platforms = target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
-                                     target.macos_version)
-        return target_tags(target.python_version, target.implementation, platforms, target.abiflags)
+        try:
+            platforms = target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
+                                         target.macos_version)
+            return target_tags(target.python_version, target.implementation, platforms, target.abiflags)
+        except TagError as exc:
+            raise WheelhouseError("Target %s: %s" % (target.id, exc)) from None
 
     # -- building non-wheels --------------------------------------------------------------
 
@@ -257,7 +262,11 @@ class WheelhouseBuilder:
                 try:
                     filename, sha256, source_path = self._artifact_for(package, item.is_root, target, tags, plan)
                 except _WouldBuild as pending:
+                    # Check mode: the wheel is not built yet; a stand-in entry keeps the
+                    # predicted install file complete (its hash is unknown until built).
                     would_build.append(str(pending))
+                    plan.entries.append((package.name, package.version or "", "%s-%s-py3-none-any.whl"
+                                         % (package.name.replace("-", "_"), package.version or "0"), "0" * 64))
                     continue
                 if source_path:
                     local_files[sha256] = source_path
@@ -306,7 +315,7 @@ class WheelhouseBuilder:
                 return wheel.filename, wheel.sha256, None
         # Not a wheel: build it here. Directories (the project, workspace members, path
         # dependencies) are built from source; an sdist is fetched, verified and built.
-        if package.source_kind in ("editable", "directory") or is_root:
+        if package.is_local_tree or is_root:
             source = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self._lock_path())), package.source))
             key = "tree-" + self._source_digest(source)
         elif package.sdist is not None and package.sdist.sha256:
@@ -361,6 +370,7 @@ class WheelhouseBuilder:
         package = next((p for p in self._uv_lock.packages if p.name == "uv"), None)
         platforms = target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
                                      target.macos_version)
+        # uv wheels are tagged py3-none-<platform>: any Python version selects them.
         wheel = choose_wheel(package.wheels if package else (), target_tags("3.8", "cpython", platforms))
         if wheel is None or not wheel.sha256:
             raise WheelhouseError("uv %s publishes no binary for target %s (hosts %s); choose another uv "
@@ -515,6 +525,10 @@ class WheelhouseBuilder:
                 "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries),
                 "uv_wheel": plan.uv_wheel.filename if plan.uv_wheel else None,
                 "path": os.path.join(self.dest, "targets", plan.target.id),
+                # What the host's install file and wheelhouse will hold (also in check mode,
+                # where nothing is written): airgap.uv.sync predicts from it.
+                "install_file": {"requirements": self._requirements(plan, lock_sha256),
+                                 "wheels": sorted(e[2] for e in plan.entries)},
             }
             for host in plan.hosts:
                 hosts[host] = {"target": plan.target.id, "path": targets[plan.target.id]["path"]}

@@ -183,6 +183,23 @@ options:
       - Seconds to wait for another run on the same O(venv) to finish before failing.
     type: int
     default: 600
+  pending:
+    description:
+      - Only used in check mode, where a preceding copy of a new install file and wheelhouse did not
+        happen. The prediction then runs against these instead of the files on the host, so it shows
+        what the real run will do after the copy.
+      - Ignored outside check mode. The M(airgap.uv.wheelhouse) output directory has what it needs.
+    type: dict
+    suboptions:
+      requirements:
+        description: Text of the install file the copy would write.
+        type: str
+        required: true
+      wheels:
+        description: File names of the wheels the copy would put in O(wheelhouse).
+        type: list
+        elements: str
+        required: true
 notes:
   - No-op runs are fast; a change links files from the warm cache into a fresh directory.
   - Executables installed into a release start with the release's own path in their shebang,
@@ -354,6 +371,10 @@ def main() -> None:
         group=dict(type="str"),
         keep_releases=dict(type="int", default=2),
         lock_timeout=dict(type="int", default=600),
+        pending=dict(type="dict", options=dict(
+            requirements=dict(type="str", required=True),
+            wheels=dict(type="list", elements="str", required=True),
+        )),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

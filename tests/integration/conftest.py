@@ -9,6 +9,8 @@
 * ``build_wheel`` (session): builds a tiny pure wheel with ``uv build`` from a generated project.
 * ``private_index`` (session): the server holding the public wheels plus
   ``airgap-private-demo`` 1.0.0 (depends on six), which exists only there.
+* ``isolated_index_env``: the test sees no index settings, credentials, netrc or user uv.toml
+  of the developer's machine.
 * ``uv_executable`` (session), ``linux_x86_64_facts`` (target facts of a glibc x86_64
   CPython 3.11 host) and ``wheelhouse_cache`` (a fresh cache dir that already holds the uv
   release lock and uv's linux x86_64 wheel, so a test downloads only its own artifacts).
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -26,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import pytest
 
@@ -85,6 +88,13 @@ class PyPIServer:
         shutil.copyfile(path, target)
         return target
 
+    def uv_env(self, index_name: str = "private") -> dict:
+        """os.environ without index settings, plus UV_INDEX_<NAME>_USERNAME/_PASSWORD for this server."""
+        env = clean_index_env()
+        prefix = "UV_INDEX_" + "".join(c if c.isalnum() else "_" for c in index_name.upper())
+        env.update({prefix + "_USERNAME": self.username, prefix + "_PASSWORD": self.password})
+        return env
+
     def netrc_entry(self) -> str:
         return "machine 127.0.0.1\n  login %s\n  password %s\n" % (self.username, self.password)
 
@@ -92,7 +102,6 @@ class PyPIServer:
         """HTTP status of GET PATH, with or without the server's credentials."""
         request = urllib.request.Request(self.url + path.lstrip("/"))
         if auth:
-            import base64
             token = base64.b64encode(("%s:%s" % (self.username, self.password)).encode()).decode()
             request.add_header("Authorization", "Basic " + token)
         try:
@@ -130,7 +139,7 @@ def _start_pypiserver(packages_dir: str, htpasswd: str, log_path: str) -> tuple[
 
 
 @pytest.fixture(scope="session")
-def pypi_server(tmp_path_factory) -> PyPIServer:
+def pypi_server(tmp_path_factory) -> Iterator[PyPIServer]:
     """A real pypiserver on 127.0.0.1 requiring basic auth for list and download."""
     pytest.importorskip("pypiserver")
     apache = pytest.importorskip("passlib.apache")
@@ -157,6 +166,19 @@ def pypi_server(tmp_path_factory) -> PyPIServer:
             process.wait()
 
 
+@pytest.fixture()
+def isolated_index_env(monkeypatch, tmp_path) -> None:
+    """No index settings, credentials, netrc or user uv.toml from the developer's machine."""
+    keep = clean_index_env()
+    for key in list(os.environ):
+        if key not in keep:
+            monkeypatch.delenv(key)
+    empty = tmp_path / "empty-netrc"
+    empty.write_text("")
+    monkeypatch.setenv("NETRC", str(empty))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
 @pytest.fixture(scope="session")
 def uv_executable() -> str:
     """The uv to test with: $AIRGAP_UV_TEST_UV, the one beside this Python, or uv on PATH."""
@@ -169,6 +191,7 @@ def uv_executable() -> str:
 
 
 PUBLIC_WHEELS = ("six", "idna", "markupsafe")
+PRIVATE_PACKAGE = "airgap-private-demo"
 
 
 @pytest.fixture(scope="session")
@@ -224,9 +247,8 @@ class PrivateIndex:
     server: PyPIServer
     # name -> path of the file the server holds
     wheels: dict
-
-
-PRIVATE_PACKAGE = "airgap-private-demo"
+    # the package that exists only on this index
+    package: str = PRIVATE_PACKAGE
 
 
 @pytest.fixture(scope="session")

@@ -379,3 +379,24 @@ def test_forked_entries_and_metadata(write_lock: t.Callable[..., str]) -> None:
 def test_package_objects_are_hashable(write_lock: t.Callable[..., str]) -> None:
     lock = load_lock(write_lock(FORKED))
     assert len({p for p in lock.packages}) == 3
+
+
+def test_dynamic_version_and_future_revision(write_lock: t.Callable[..., str]) -> None:
+    text = """
+version = 1
+revision = 9
+
+[[package]]
+name = "dyn"
+source = { editable = "." }
+dependencies = [{ name = "idna" }]
+
+[[package]]
+name = "idna"
+version = "3.10"
+source = { registry = "https://index.invalid/simple" }
+"""
+    lock = load_lock(write_lock(text))
+    assert lock.revision == 9 and lock.requires_python is None
+    assert lock.project.version is None and str(lock.project) == "dyn"
+    assert lock.workspace_members == ("dyn",)

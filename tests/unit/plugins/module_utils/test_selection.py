@@ -43,6 +43,13 @@ def env(python: str = "3.12.1", system: str = "linux", machine: str = "x86_64") 
     return base
 
 
+# Conflict atoms as uv encodes them for package `proj`.
+CPU = "extra == 'extra-4-proj-cpu'"
+NOT_CPU = "extra != 'extra-4-proj-cpu'"
+GPU = "extra == 'extra-4-proj-gpu'"
+DEV = "extra == 'group-4-proj-dev'"
+DEV_AND_OLD = "(extra == 'group-4-proj-dev' and extra == 'group-4-proj-old')"
+
 LINUX312 = env()
 LINUX39 = env("3.9.18")
 WIN313 = env("3.13.0", "win32")
@@ -77,8 +84,8 @@ name = "dateutil"
 version = "2.9.0"
 {REG}
 dependencies = [
-    {{ name = "six", version = "1.16.0", {REG}, marker = "extra == 'extra-4-proj-cpu' or (extra == 'group-4-proj-dev' and extra == 'group-4-proj-old')" }},
-    {{ name = "six", version = "1.17.0", {REG}, marker = "extra != 'extra-4-proj-cpu' or extra == 'extra-4-proj-gpu' or (extra == 'group-4-proj-dev' and extra == 'group-4-proj-old')" }},
+    {{ name = "six", version = "1.16.0", {REG}, marker = "{CPU} or {DEV_AND_OLD}" }},
+    {{ name = "six", version = "1.17.0", {REG}, marker = "{NOT_CPU} or {GPU} or {DEV_AND_OLD}" }},
 ]
 
 [[package]]
@@ -140,8 +147,8 @@ socks = [
 
 [package.dev-dependencies]
 dev = [
-    {{ name = "iniconfig", version = "2.1.0", {REG}, marker = "(python_full_version < '3.10' and extra == 'group-4-proj-dev') or (extra == 'group-4-proj-dev' and extra == 'group-4-proj-old')" }},
-    {{ name = "iniconfig", version = "2.3.0", {REG}, marker = "(python_full_version >= '3.10' and extra == 'group-4-proj-dev') or (extra == 'group-4-proj-dev' and extra == 'group-4-proj-old')" }},
+    {{ name = "iniconfig", version = "2.1.0", {REG}, marker = "(python_full_version < '3.10' and {DEV}) or {DEV_AND_OLD}" }},
+    {{ name = "iniconfig", version = "2.3.0", {REG}, marker = "(python_full_version >= '3.10' and {DEV}) or {DEV_AND_OLD}" }},
 ]
 lint = [
     {{ name = "tomli", marker = "python_full_version < '3.11'" }},
@@ -521,6 +528,11 @@ def test_marker_evaluation() -> None:
     assert evaluate_marker("extra != 'extra-3-foo-cpu'", LINUX312, {"group-3-foo-dev"})
     assert evaluate_marker("'group-3-foo-dev' == extra and sys_platform == 'linux'", LINUX312, {"group-3-foo-dev"})
     assert not evaluate_marker("extra == 'extra-3-foo-cpu' and extra == 'extra-3-foo-gpu'", LINUX312, {"extra-3-foo-cpu"})
+
+
+def test_bad_marker_in_lock() -> None:
+    with pytest.raises(SelectionError, match="Invalid marker"):
+        evaluate_marker("sys_platform === 'linux' and", LINUX312)
 
 
 def test_resolve_groups() -> None:

@@ -226,7 +226,11 @@ def parse_export(text: str) -> list[tuple[str, str | None, str | None, str | Non
     return entries
 
 
-def export_packages(entries: t.Iterable[tuple[str | None, str | None, str | None, str | None]], marker_env: t.Mapping[str, str], lock: t.Any) -> set[tuple[str, str | None]]:
+def export_packages(
+    entries: t.Iterable[tuple[str | None, str | None, str | None, str | None]],
+    marker_env: t.Mapping[str, str],
+    lock: t.Any,
+) -> set[tuple[str, str | None]]:
     """Filter exported requirements by evaluating their markers for the target."""
     result = set()
     for name, version, local, marker in entries:
