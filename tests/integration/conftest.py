@@ -187,7 +187,7 @@ def uv_executable() -> str:
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    pytest.skip("uv not found (set AIRGAP_UV_TEST_UV)")
+    pytest.fail("uv not found (set AIRGAP_UV_TEST_UV)")
 
 
 PUBLIC_WHEELS = ("six", "idna", "markupsafe")

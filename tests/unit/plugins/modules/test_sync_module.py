@@ -65,7 +65,7 @@ def _find_uv() -> str:
     for c in cands:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return os.path.abspath(c)
-    pytest.skip("no uv binary found (set AIRGAP_UV_TEST_UV)")
+    pytest.fail("no uv binary found (set AIRGAP_UV_TEST_UV)")
 
 
 def _norm(name: str) -> str:
@@ -125,7 +125,7 @@ def wheels(tmp_path_factory) -> Path:
              "%s==%s" % (name, version)],
             capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            pytest.skip("cannot download test wheels (%s==%s): %s" % (name, version, proc.stderr[-500:]))
+            pytest.fail("cannot download test wheels (%s==%s): %s" % (name, version, proc.stderr[-500:]))
     out = tmp_path_factory.mktemp("wheels")
     for name, version in DOWNLOADS:
         src = _wheel_for(keep, name, version)
