@@ -347,7 +347,6 @@ def _parse_source(table: t.Any, path: str, where: str) -> tuple[str, str, str | 
         )
     kind = kinds[0]
     value = _as_str(src[kind], path, "%s.%s" % (where, kind))
-    assert value is not None
     subdirectory = _as_str(src.get("subdirectory"), path, "%s.subdirectory" % where, optional=True)
     return kind, value, subdirectory
 
@@ -357,7 +356,6 @@ def _split_hash(value: t.Any, path: str, where: str) -> tuple[str | None, str | 
     if value is None:
         return None, None
     text = _as_str(value, path, where)
-    assert text is not None
     algo, sep, digest = text.partition(":")
     if not sep or not digest:
         raise _err(path, "%s: malformed hash %r (expected 'sha256:<hex>'); re-create the lock with `uv lock`." % (where, text))
@@ -450,7 +448,6 @@ def _canon_extras(value: t.Any, path: str, where: str) -> tuple[str, ...]:
     extras = []
     for item in _as_list(value, path, where):
         text = _as_str(item, path, where)
-        assert text is not None
         extras.append(canonicalize_name(text))
     return tuple(extras)
 
@@ -458,7 +455,6 @@ def _canon_extras(value: t.Any, path: str, where: str) -> tuple[str, ...]:
 def _parse_dependency(table: t.Any, path: str, where: str) -> Dependency:
     dep = _as_table(table, path, where)
     name = _as_str(dep.get("name"), path, where + ".name")
-    assert name is not None
     kind = value = None
     if "source" in dep:
         kind, value, _sub = _parse_source(dep["source"], path, where + ".source")
@@ -476,7 +472,6 @@ def _parse_dependency(table: t.Any, path: str, where: str) -> Dependency:
 def _parse_requirement(table: t.Any, path: str, where: str) -> Requirement:
     req = _as_table(table, path, where)
     name = _as_str(req.get("name"), path, where + ".name")
-    assert name is not None
     return Requirement(
         name=canonicalize_name(name),
         extras=_canon_extras(req.get("extras"), path, where + ".extras"),
@@ -508,7 +503,6 @@ def _parse_package(table: t.Any, path: str, index: int, lock_dir: str) -> Packag
     where = "[[package]] #%d" % (index + 1)
     pkg = _as_table(table, path, where)
     raw_name = _as_str(pkg.get("name"), path, where + ".name")
-    assert raw_name is not None
     name = canonicalize_name(raw_name)
     where = "package `%s`" % name
     version = _as_str(pkg.get("version"), path, where + ".version", optional=True)
@@ -574,7 +568,6 @@ def _parse_conflicts(value: t.Any, path: str) -> tuple[tuple[ConflictItem, ...],
         for j, raw in enumerate(_as_list(raw_set, path, "conflicts[%d]" % i)):
             item = _as_table(raw, path, "conflicts[%d][%d]" % (i, j))
             package = _as_str(item.get("package"), path, "conflicts[%d][%d].package" % (i, j))
-            assert package is not None
             if "extra" in item:
                 items.append(ConflictItem(canonicalize_name(package), "extra", canonicalize_name(str(item["extra"]))))
             elif "group" in item:

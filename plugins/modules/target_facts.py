@@ -315,8 +315,8 @@ def main() -> None:
         module.fail_json(msg="Probing Python interpreter %s failed (rc=%d): %s" % (interpreter, rc, err.strip()))
     facts = json.loads(out)
     env = facts["marker_environment"]
-    os_family = {"Linux": "linux", "Darwin": "darwin", "Windows": "windows"}.get(env["platform_system"],
-                                                                                env["platform_system"].lower())
+    system = env["platform_system"]
+    os_family = {"Linux": "linux", "Darwin": "darwin", "Windows": "windows"}.get(system, system.lower())
     facts["os"] = os_family
     facts["arch"] = _normalize_arch(env["platform_machine"], os_family)
     facts["uv"] = _uv_version(module, module.params["uv"])

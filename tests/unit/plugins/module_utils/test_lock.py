@@ -378,7 +378,7 @@ def test_forked_entries_and_metadata(write_lock: t.Callable[..., str]) -> None:
 
 def test_package_objects_are_hashable(write_lock: t.Callable[..., str]) -> None:
     lock = load_lock(write_lock(FORKED))
-    assert len({p for p in lock.packages}) == 3
+    assert len(set(lock.packages)) == 3
 
 
 def test_dynamic_version_and_future_revision(write_lock: t.Callable[..., str]) -> None:

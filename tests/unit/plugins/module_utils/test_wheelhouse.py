@@ -24,8 +24,8 @@ from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 
-UV = shutil.which("uv") or os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "..", "..",
-                                       ".venv", "bin", "uv")
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "..", ".."))
+UV = shutil.which("uv") or os.path.join(REPO, ".venv", "bin", "uv")
 ALPHA = b"alpha wheel " * 1000
 BETA = b"beta wheel " * 1000
 
@@ -120,8 +120,8 @@ def test_build_noop_and_check_mode(served, uv_cache, tmp_path):
     assert "alpha==1.0 \\\n    --hash=sha256:%s" % sha(ALPHA) in requirements
     assert os.access(dest / "targets" / target / "bin" / "uv", os.X_OK)
     manifest = json.loads((dest / "manifest.json").read_text())
-    assert manifest["files"]["beta-2.0-py3-none-any.whl"] == {"sha256": sha(BETA), "size": len(BETA),
-                                                             "targets": [target]}
+    expected = {"sha256": sha(BETA), "size": len(BETA), "targets": [target]}
+    assert manifest["files"]["beta-2.0-py3-none-any.whl"] == expected
     before = snapshot(dest)
     again = build(project, dest, uv_cache)
     assert not again.changed and again.requests == 0 and again.downloaded == 0
