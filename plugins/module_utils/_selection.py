@@ -118,8 +118,8 @@ class SelectedPackage:
 # ---------------------------------------------------------------------------
 
 
-def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all"]:
-    """Return ``tool.uv.default-groups`` of a pyproject.toml (default ``("dev",)``)."""
+def load_toml(pyproject_path: str) -> dict:
+    """Parse a TOML file (pyproject.toml, uv.toml) with a SelectionError naming it when that fails."""
     if _toml is None:
         raise SelectionError(
             "A TOML parser is required on the controller: use Python 3.11+ (tomllib) or install 'tomli'."
@@ -133,6 +133,12 @@ def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all
         raise SelectionError("%s: cannot read: %s" % (pyproject_path, exc)) from None
     except _toml.TOMLDecodeError as exc:
         raise SelectionError("%s: not valid TOML: %s" % (pyproject_path, exc)) from None
+    return data
+
+
+def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all"]:
+    """Return ``tool.uv.default-groups`` of a pyproject.toml (default ``("dev",)``)."""
+    data = load_toml(pyproject_path)
     tool = data.get("tool")
     uv = tool.get("uv") if isinstance(tool, dict) else None
     value = uv.get("default-groups") if isinstance(uv, dict) else None

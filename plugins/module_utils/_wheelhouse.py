@@ -30,6 +30,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+try:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
+    pass
+
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
 from ansible_collections.airgap.uv.plugins.module_utils._download import (
     ArtifactStore,
@@ -41,6 +46,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact, L
 from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     SelectionError,
     SelectionOptions,
+    load_toml,
     read_default_groups,
     select_packages,
 )
@@ -163,6 +169,33 @@ class WheelhouseBuilder:
             os.makedirs(os.path.dirname(marker), exist_ok=True)
             open(marker, "w").close()
 
+    def _check_required_version(self, version: str) -> None:
+        """Honour ``tool.uv.required-version``: every uv command in the project refuses other versions."""
+        required = None
+        for name, table in (("uv.toml", None), ("pyproject.toml", "tool")):
+            path = os.path.join(self.project_dir, name)
+            if not os.path.isfile(path):
+                continue
+            try:
+                data = load_toml(path)
+            except SelectionError as exc:
+                raise WheelhouseError(str(exc)) from None
+            settings = (data.get(table) or {}).get("uv") if table else data
+            if isinstance(settings, dict) and settings.get("required-version"):
+                required = (path, str(settings["required-version"]).strip())
+                break
+        if required is None:
+            return
+        path, text = required
+        spec = "==" + text if text[:1].isdigit() else text
+        try:
+            allowed = SpecifierSet(spec).contains(version, prereleases=True)
+        except InvalidSpecifier:
+            raise WheelhouseError("%s: tool.uv.required-version %r is not a version specifier." % (path, text)) from None
+        if not allowed:
+            raise WheelhouseError("%s sets required-version %r, so uv %s would refuse to run there; set uv_version "
+                                  "(uv_deploy_uv_version) to a uv release that matches it." % (path, text, version))
+
     def _group_targets(self) -> dict[str, TargetPlan]:
         plans: dict[str, TargetPlan] = {}
         if not self.options.targets:
@@ -247,6 +280,7 @@ class WheelhouseBuilder:
         if self.options.check_lock:
             self._check_lock_current(lock_sha256)
         version = self.options.uv_version or uv_version(self.uv)
+        self._check_required_version(version)
 
         # Which file each target needs; sha256 -> (filename, request or local path)
         requests: dict[str, FileRequest] = {}

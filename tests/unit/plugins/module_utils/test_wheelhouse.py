@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -173,3 +174,20 @@ def test_disk_full_midway_leaves_no_partial_files(served, uv_cache, tmp_path):
         assert leftovers == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.parametrize("required, ok", [("==0.13.8", True), ("0.13.8", True), (">=0.14", False),
+                                          ("<0.13", False)])
+def test_required_version_is_honoured(served, uv_cache, tmp_path, required, ok):
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'required-version = "%s"\n' % required)
+    options = WheelhouseOptions(project=str(project), dest=str(tmp_path / "wh"), targets={"web1": facts()},
+                                cache_dir=uv_cache, check_lock=False, uv_version="0.13.8")
+    builder = WheelhouseBuilder(options, uv=UV)
+    if ok:
+        assert builder.run().uv_version == "0.13.8"
+    else:
+        with pytest.raises(WheelhouseError, match=r"required-version '%s', so uv 0\.13\.8 would refuse" % re.escape(required)):
+            builder.run()
