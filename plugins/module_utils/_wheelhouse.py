@@ -35,6 +35,21 @@ try:
 except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
     pass
 
+from ansible_collections.airgap.uv.plugins.module_utils._build import (
+    BuildError,
+    GitFetcher,
+    GitSource,
+    Interpreter,
+    InterpreterFinder,
+    build_key,
+    check_wheel_identity,
+    extract_archive,
+    parse_git_source,
+    platform_mismatch,
+    subdirectory_of,
+    tree_digest,
+    wheel_is_pure,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
 from ansible_collections.airgap.uv.plugins.module_utils._download import (
     ArtifactStore,
@@ -129,6 +144,12 @@ class WheelhouseBuilder:
         # (name, version, filename) -> the lock's artifact, for the download request
         self._chosen: dict[tuple, Artifact] = {}
         self._uv_lock: Optional[Lock] = None
+        # Building non-wheels: git commits fetched into the cache, controller Pythons found once,
+        # tree digests computed once per run, and how many builds really ran (0 on a warm run).
+        self.git = GitFetcher(os.path.join(options.cache_dir, "git"), progress=self._say)
+        self.interpreters = InterpreterFinder(uv)
+        self._tree_keys: dict[str, str] = {}
+        self.builds_run = 0
 
     # -- planning -----------------------------------------------------------------------
 
@@ -220,44 +241,144 @@ class WheelhouseBuilder:
     # -- building non-wheels --------------------------------------------------------------
 
     def _source_digest(self, directory: str) -> str:
-        digest = hashlib.sha256()
-        for root, dirs, files in os.walk(directory):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                if os.path.islink(path) or not os.path.isfile(path):
-                    continue
-                digest.update(os.path.relpath(path, directory).encode() + b"\0")
-                digest.update(file_sha256(path).encode())
-        return digest.hexdigest()
+        """Cache identity of a local source tree (memoised for the run: several targets share it)."""
+        if directory not in self._tree_keys:
+            self._tree_keys[directory] = tree_digest(directory)
+        return self._tree_keys[directory]
 
-    def _build_wheel(self, source: str, key: str, label: str, sdist_name: Optional[str] = None) -> str:
-        """Build SOURCE (a directory, or a stored sdist named SDIST_NAME) into a wheel once per KEY."""
-        out_dir = os.path.join(self.options.cache_dir, "built", key)
+    def _built_dir(self, source: "_BuildSource", interpreter: Optional[Interpreter]) -> str:
+        return os.path.join(self.options.cache_dir, "built", source.key, interpreter.variant if interpreter else "any")
+
+    def _build_wheel(self, source: "_BuildSource", interpreter: Optional[Interpreter] = None) -> str:
+        """The wheel built from SOURCE (by INTERPRETER, else the one uv picks), built once per key."""
+        out_dir = self._built_dir(source, interpreter)
         if os.path.isdir(out_dir):
             wheels = [name for name in os.listdir(out_dir) if name.endswith(".whl")]
             if len(wheels) == 1:
                 return os.path.join(out_dir, wheels[0])
         if self.check_mode:
-            raise _WouldBuild(label)
-        if sdist_name:
-            source = self._named_copy(source, sdist_name)
+            raise _WouldBuild(source.label)
         os.makedirs(os.path.dirname(out_dir), exist_ok=True)
         work = tempfile.mkdtemp(dir=os.path.dirname(out_dir), prefix=".build-")
         try:
-            self._say("building %s" % label)
+            tree = self._materialize(source, os.path.join(work, "src"))
+            out = os.path.join(work, "out")
+            args = ["build", "--wheel", "--quiet", "--out-dir", out]
+            if interpreter is not None:
+                args += ["--python", interpreter.path]
+            self._say("building %s%s" % (source.label, " with %s" % interpreter.describe() if interpreter else ""))
+            self.builds_run += 1
             try:
-                run_uv(self.uv, ["build", "--wheel", "--quiet", "--out-dir", work, source], what="Building %s" % label)
+                run_uv(self.uv, args + [tree], what="Building %s" % source.label)
             except UvError as exc:
-                raise WheelhouseError("%s could not be built into a wheel on the controller: %s" % (label, exc)) from None
-            wheels = [name for name in os.listdir(work) if name.endswith(".whl")]
+                raise BuildError("%s could not be built into a wheel on the controller%s: %s"
+                                 % (source.label, " with %s" % interpreter.describe() if interpreter else "",
+                                    exc)) from None
+            wheels = [name for name in os.listdir(out) if name.endswith(".whl")] if os.path.isdir(out) else []
             if len(wheels) != 1:
-                raise WheelhouseError("Building %s produced %d wheels, expected one." % (label, len(wheels)))
+                raise BuildError("Building %s produced %d wheels, expected one." % (source.label, len(wheels)))
+            check_wheel_identity(wheels[0], source.name, source.version, source.label)
             shutil.rmtree(out_dir, ignore_errors=True)
-            os.replace(work, out_dir)
+            os.replace(out, out_dir)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return os.path.join(out_dir, wheels[0])
+
+    def _materialize(self, source: "_BuildSource", work: str) -> str:
+        """The directory to build SOURCE from: the tree itself, an unpacked sdist or a git checkout."""
+        if source.kind == "tree":
+            return source.tree
+        if source.kind == "git":
+            return self.git.checkout(source.git, source.label, work)
+        sdist = source.sdist
+        try:
+            self.store.ensure([FileRequest(filename=sdist.filename, sha256=sdist.sha256, url=sdist.url,
+                                           path=sdist.path, label=source.label)])
+        except DownloadError as exc:
+            raise WheelhouseError(str(exc)) from None
+        root = extract_archive(self.store.path_for(sdist.sha256), sdist.filename, work, source.label)
+        return subdirectory_of(root, source.subdirectory, source.label)
+
+    def _build_source(self, package: Package, is_root: bool, target: Target, plan: TargetPlan,
+                      label: str) -> "_BuildSource":
+        """What to build PACKAGE from, with its cache key; nothing is fetched here."""
+        common = dict(name=package.name, version=package.version, label=label)
+        if package.is_local_tree or is_root:
+            tree = package.local_path or os.path.normpath(os.path.join(os.path.dirname(self._lock_path()),
+                                                                         package.source))
+            if not os.path.isdir(tree):
+                raise WheelhouseError("%s: its source directory %s does not exist; restore it or re-run "
+                                      "'uv lock'." % (label, tree))
+            return _BuildSource(kind="tree", key=build_key("tree", self._source_digest(tree)), tree=tree, **common)
+        if package.source_kind == "git":
+            git = parse_git_source(package.source, package.subdirectory)
+            return _BuildSource(kind="git", key=git.cache_key, git=git, subdirectory=git.subdirectory, **common)
+        sdist = package.sdist
+        if sdist is not None:
+            if not sdist.sha256:
+                raise WheelhouseError("%s: uv.lock records no sha256 for %s; hashes are required for an offline "
+                                      "install. Re-lock with a registry that serves hashes." % (label, sdist.filename))
+            return _BuildSource(kind="sdist", key=build_key("sdist", sdist.sha256, package.subdirectory),
+                                sdist=sdist, subdirectory=package.subdirectory, **common)
+        offered = ", ".join(w.filename for w in package.wheels) or "none"
+        raise WheelhouseError("%s has no wheel for target %s (hosts %s) and no sdist to build from (wheels in "
+                              "uv.lock: %s). Pin a version that publishes a wheel for it, limit the dependency with "
+                              "a marker (for example \"; sys_platform == 'win32'\") if the host does not need it, or "
+                              "add the host's platform to tool.uv.required-environments and re-lock."
+                              % (label, target.id, ", ".join(plan.hosts), offered))
+
+    def _wheel_for_target(self, source: "_BuildSource", target: Target, tags: list, plan: TargetPlan) -> str:
+        """A built wheel TARGET can install: uv's own choice of interpreter when the result is pure,
+        else a controller Python of the target's kind on a matching platform."""
+        first_error = None
+        try:
+            wheel = self._build_wheel(source)
+        except BuildError as exc:
+            # Old sdists may build only with an older Python: the target's kind may still succeed.
+            first_error, wheel = exc, None
+        if wheel is not None and wheel_is_pure(os.path.basename(wheel)) and _installable(wheel, tags):
+            return wheel
+        platform_specific = wheel is None or not wheel_is_pure(os.path.basename(wheel))
+        interpreter, why = self.interpreters.for_target(target, platform_specific)
+        if interpreter is None and wheel is None:
+            interpreter, dummy = self.interpreters.for_target(target, False)
+        if interpreter is None:
+            if wheel is None:
+                raise first_error
+            raise WheelhouseError(self._cannot_build_message(source, os.path.basename(wheel), target, plan, why))
+        try:
+            built = self._build_wheel(source, interpreter)
+        except BuildError as exc:
+            if first_error is not None:
+                raise WheelhouseError("%s\nRetried with %s: %s" % (first_error, interpreter.describe(), exc)) from None
+            raise
+        name = os.path.basename(built)
+        if not wheel_is_pure(name):
+            why = platform_mismatch(interpreter, target)
+            if why:
+                raise WheelhouseError(self._cannot_build_message(source, name, target, plan, why))
+        if not _installable(built, tags):
+            raise WheelhouseError(self._cannot_build_message(
+                source, name, target, plan, "%s built %s, whose tags the target does not accept"
+                % (interpreter.describe(), name)))
+        return built
+
+    @staticmethod
+    def _cannot_build_message(source: "_BuildSource", wheel_name: str, target: Target, plan: TargetPlan,
+                              why: str) -> str:
+        if why.startswith("no "):
+            remedy = ("install a %s %s%s interpreter on the controller (for example `uv python install %s`) so it "
+                      "can build the wheel, or build the wheel on a builder host like the target and publish it "
+                      "to your index, then re-lock"
+                      % (target.implementation, target.python_minor, target.abiflags or "", target.python_minor))
+        else:
+            remedy = ("build the wheel on a builder host like the target (%s) and publish it to your index (or "
+                      "depend on it as a path or URL wheel), then re-lock; or keep the target from needing it with "
+                      "a marker" % target.id)
+        return ("%s has no wheel for target %s (hosts %s) and builds into a platform-specific wheel (%s) that "
+                "this controller cannot make for that target: %s. Remedy: %s. (airgap.uv does not ship an sdist "
+                "with its build requirements for building on the host.)"
+                % (source.label, target.id, ", ".join(plan.hosts), wheel_name, why, remedy))
 
     # -- main ----------------------------------------------------------------------------
 
@@ -309,7 +430,8 @@ class WheelhouseBuilder:
                     art = self._chosen[(package.name, package.version, filename)]
                     requests[sha256] = FileRequest(filename=filename, sha256=sha256, url=art.url,
                                                    path=art.path, label="%s %s" % (package.name, package.version))
-                plan.entries.append((package.name, package.version or "", filename, sha256))
+                # A dynamic version (not in uv.lock) is the one the built wheel carries.
+                plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
             plan.uv_wheel = self._uv_wheel_for(version, target, plan)
             requests.setdefault(plan.uv_wheel.sha256, FileRequest(
                 filename=plan.uv_wheel.filename, sha256=plan.uv_wheel.sha256, url=plan.uv_wheel.url,
@@ -337,7 +459,7 @@ class WheelhouseBuilder:
     def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: list,
                       plan: TargetPlan) -> tuple[str, str, Optional[str]]:
         """(filename, sha256, local path of a built wheel or None) of what TARGET installs for PACKAGE."""
-        label = "%s %s" % (package.name, package.version or "")
+        label = ("%s %s" % (package.name, package.version or "")).strip()
         if not is_root and package.wheels:
             wheel = choose_wheel(package.wheels, tags)
             if wheel is not None:
@@ -347,53 +469,18 @@ class WheelhouseBuilder:
                                           % (label, wheel.filename))
                 self._chosen[(package.name, package.version, wheel.filename)] = wheel
                 return wheel.filename, wheel.sha256, None
-        # Not a wheel: build it here. Directories (the project, workspace members, path
-        # dependencies) are built from source; an sdist is fetched, verified and built.
-        if package.is_local_tree or is_root:
-            source = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self._lock_path())), package.source))
-            key = "tree-" + self._source_digest(source)
-        elif package.sdist is not None and package.sdist.sha256:
-            sdist = package.sdist
-            key = "sdist-" + sdist.sha256
-            if self.check_mode:
-                if not self.store.has(sdist.sha256):
-                    raise _WouldBuild(label)
-            else:
-                try:
-                    self.store.ensure([FileRequest(filename=sdist.filename, sha256=sdist.sha256, url=sdist.url,
-                                                   path=sdist.path, label=label)])
-                except DownloadError as exc:
-                    raise WheelhouseError(str(exc)) from None
-            source = self.store.path_for(sdist.sha256)
-        else:
-            raise WheelhouseError("%s has no wheel for target %s (hosts %s) and no sdist to build from. "
-                                  "Pin a version that publishes a wheel for it, limit the dependency with a "
-                                  "marker (for example \"; sys_platform == 'win32'\") if the host does not need "
-                                  "it, or add the host's platform to tool.uv.required-environments and re-lock."
-                                  % (label, target.id, ", ".join(plan.hosts)))
-        wheel_path = self._build_wheel(source, key, label,
-                                       sdist_name=None if key.startswith("tree-") else package.sdist.filename)
-        wheel_name = os.path.basename(wheel_path)
-        if choose_wheel([Artifact(filename=wheel_name, url=None, path=wheel_path, sha256=None, size=None,
-                                  is_wheel=True)], tags) is None:
-            raise WheelhouseError("%s builds into %s, which target %s (hosts %s) cannot install: it is "
-                                  "platform-specific and the controller cannot build for that target. Build "
-                                  "the wheel on a machine like the target and add it to the index, or pin a "
-                                  "version with a compatible wheel."
-                                  % (label, wheel_name, target.id, ", ".join(plan.hosts)))
-        return wheel_name, file_sha256(wheel_path), wheel_path
+        # Not a wheel: build it here. Local trees (the project, workspace members, path, directory
+        # and editable dependencies) from where they are, sdists after download and verification,
+        # git dependencies from a checkout of the locked commit. Each is built once per cache key.
+        try:
+            source = self._build_source(package, is_root, target, plan, label)
+            wheel_path = self._wheel_for_target(source, target, tags, plan)
+        except BuildError as exc:
+            raise WheelhouseError(str(exc)) from None
+        return os.path.basename(wheel_path), file_sha256(wheel_path), wheel_path
 
     def _lock_path(self) -> str:
         return os.path.join(self.project_dir, "uv.lock")
-
-    def _named_copy(self, stored: str, filename: str) -> str:
-        """uv build needs the sdist under its real name; stage it next to the store."""
-        staging = os.path.join(self.options.cache_dir, "sdists")
-        os.makedirs(staging, exist_ok=True)
-        path = os.path.join(staging, filename)
-        if not os.path.exists(path):
-            _link_or_copy(stored, path)
-        return path
 
     def _uv_wheel_for(self, version: str, target: Target, plan: TargetPlan) -> Artifact:
         if self._uv_lock is None:
@@ -413,11 +500,16 @@ class WheelhouseBuilder:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def _target_manifest(self, plan: TargetPlan, lock_sha256: str, version: str) -> dict:
+    def _target_manifest(self, plan: TargetPlan, lock_sha256: str, version: str, uv_dir: str) -> dict:
         files = []
         for name, pkg_version, filename, sha256 in sorted(plan.entries, key=lambda e: e[2]):
             files.append({"filename": filename, "sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                           "name": name, "version": pkg_version})
+        # The uv binaries are checked on the host like the wheels (names with a slash are
+        # relative to the manifest).
+        for binary in sorted(os.listdir(uv_dir)):
+            path = os.path.join(uv_dir, binary)
+            files.append({"filename": "bin/" + binary, "sha256": file_sha256(path), "size": os.path.getsize(path)})
         return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files,
                 "lock_sha256": lock_sha256, "uv_version": version, "uv_wheel": plan.uv_wheel.filename,
                 "uv_wheel_sha256": plan.uv_wheel.sha256}
@@ -430,20 +522,23 @@ class WheelhouseBuilder:
             lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
         return "\n".join(lines) + "\n"
 
+    def _uv_dir(self, version: str, plan: TargetPlan) -> str:
+        return os.path.join(self.dest, "uv", version, plan.uv_wheel.filename[:-4])
+
     def _differs_from_published(self, plans: dict, lock_sha256: str, version: str) -> bool:
+        """True when any target's published install file or manifest is not what this plan writes."""
         for plan in plans.values():
             directory = os.path.join(self.dest, "targets", plan.target.id)
+            uv_dir = self._uv_dir(version, plan)
             try:
                 with open(os.path.join(directory, "requirements.txt"), encoding="utf-8") as handle:
                     if handle.read() != self._requirements(plan, lock_sha256):
                         return True
                 with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as handle:
-                    published = json.load(handle)
+                    if json.load(handle) != self._target_manifest(plan, lock_sha256, version, uv_dir):
+                        return True
             except (OSError, ValueError):
-                return True
-            if published.get("uv_wheel_sha256") != (plan.uv_wheel.sha256 if plan.uv_wheel else None):
-                return True
-            if [f["sha256"] for f in published.get("files", [])] != [e[3] for e in sorted(plan.entries, key=lambda e: e[2])]:
+                # Also a wheel not in the store yet (check mode) or uv not unpacked yet.
                 return True
         return False
 
@@ -468,7 +563,7 @@ class WheelhouseBuilder:
         uv_dirs = {}
         for plan in plans.values():
             wheel = plan.uv_wheel
-            directory = os.path.join(self.dest, "uv", version, wheel.filename[:-4])
+            directory = self._uv_dir(version, plan)
             if not os.path.isfile(os.path.join(directory, "uv")) and not os.path.isfile(os.path.join(directory, "uv.exe")):
                 staging = tempfile.mkdtemp(dir=self.dest, prefix=".uv-")
                 os.chmod(staging, 0o755)
@@ -499,7 +594,8 @@ class WheelhouseBuilder:
                     _link_or_copy(os.path.join(uv_dirs[plan.target.id], name), os.path.join(staging, "bin", name))
                 _write_text(os.path.join(staging, "requirements.txt"), self._requirements(plan, lock_sha256))
                 _write_text(os.path.join(staging, "manifest.json"),
-                            json.dumps(self._target_manifest(plan, lock_sha256, version), indent=2, sort_keys=True) + "\n")
+                            json.dumps(self._target_manifest(plan, lock_sha256, version, uv_dirs[plan.target.id]),
+                                       indent=2, sort_keys=True) + "\n")
                 final = os.path.join(targets_dir, plan.target.id)
                 retired = None
                 if os.path.exists(final):
@@ -573,6 +669,32 @@ class WheelhouseBuilder:
 
 class _WouldBuild(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _BuildSource:
+    """What a non-wheel is built from; KEY names the cache entry of its wheels."""
+
+    kind: str  # "tree", "sdist" or "git"
+    key: str
+    name: str
+    version: Optional[str]
+    label: str
+    tree: Optional[str] = None
+    sdist: Optional[Artifact] = None
+    git: Optional[GitSource] = None
+    subdirectory: Optional[str] = None
+
+
+def _wheel_version(filename: str) -> str:
+    parts = filename.split("-")
+    return parts[1] if filename.endswith(".whl") and len(parts) >= 5 else ""
+
+
+def _installable(wheel_path: str, tags: list) -> bool:
+    name = os.path.basename(wheel_path)
+    return choose_wheel([Artifact(filename=name, url=None, path=wheel_path, sha256=None, size=None,
+                                  is_wheel=True)], tags) is not None
 
 
 def _link_or_copy(source: str, destination: str) -> None:

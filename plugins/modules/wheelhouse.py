@@ -135,8 +135,13 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Credentials for a private index come from the user's C(~/.netrc); they are never logged or written
-    into the wheelhouse.
+  - Credentials for a private index come from the configuration uv itself reads on the controller
+    (C(UV_INDEX_<NAME>_USERNAME)/C(UV_INDEX_<NAME>_PASSWORD), credentials in C(UV_INDEX), C(UV_DEFAULT_INDEX),
+    C(UV_INDEX_URL), C(UV_EXTRA_INDEX_URL), the project's and the user's C(uv.toml) index tables, then
+    C(~/.netrc)). They are read from the environment of the C(ansible-playbook) process (a task's
+    C(environment) keyword does not reach an action plugin), sent only to the origin they belong to,
+    never logged, and never written into the wheelhouse or the result.
+  - When the project sets C(tool.uv.required-version), O(uv_version) must satisfy it.
   - Run it once for all hosts, for example with C(run_once) and C(delegate_to=localhost).
 seealso:
   - module: airgap.uv.target_facts
