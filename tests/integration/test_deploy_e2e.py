@@ -151,3 +151,46 @@ def test_package_without_wheel_for_host(inventory, project, tmp_path):
     subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(project)], check=True)
     _fails_with(inventory, project, tmp_path, r"pywin32 \S+ has no wheel for target cpython3\.11\.2-linux-x86_64",
                 r"hosts %s" % HOST)
+
+
+PY39 = sorted(glob.glob("/root/.pyenv/versions/3.9.*"))
+
+
+@pytest.fixture(scope="module")
+def mixed_inventory(tmp_path_factory):
+    """Two offline hosts: Debian's Python 3.11 and a CPython 3.9 build mounted into the second."""
+    assert PY39, "this test needs a CPython 3.9 build on the controller (the machines have pyenv builds)"
+    names = ["e2e-py311", "e2e-py39"]
+    subprocess.run([TESTBED, "up", names[0]], check=True)
+    subprocess.run([TESTBED, "up", names[1], "--python", PY39[0]], check=True)
+    directory = tmp_path_factory.mktemp("mixed")
+    subprocess.run([TESTBED, "inventory", "--write", str(directory / "hosts.yml"), *names], check=True)
+    (directory / "python.yml").write_text(
+        "all:\n  hosts:\n    e2e-py39:\n      uv_deploy_python: %s/bin/python3.9\n" % PY39[0])
+    yield [str(directory / "hosts.yml"), str(directory / "python.yml")], names
+    subprocess.run([TESTBED, "down", *names], check=False)
+
+
+def test_hosts_with_different_pythons_share_one_wheelhouse(mixed_inventory, project, tmp_path):
+    inventories, names = mixed_inventory
+    record = tmp_path / "record"
+    record.mkdir()
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventories[0], "-i", inventories[1],
+         os.path.join(REPO, "tests", "integration", "deploy_and_record.yml"),
+         "-e", "uv_deploy_project=%s" % project, "-e", "e2e_record_dir=%s" % record,
+         "-e", "uv_deploy_wheelhouse_dir=%s" % (tmp_path / "wheelhouse")],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    wheelhouse = json.loads((record / "e2e-py39.json").read_text())["wheelhouse"]
+    targets = {host: wheelhouse["hosts"][host]["target"] for host in names}
+    assert targets["e2e-py311"].startswith("cpython3.11.") and targets["e2e-py39"].startswith("cpython3.9.")
+    # One wheelhouse, two install files: click is forked by Python version in this lock.
+    packages = {host: wheelhouse["targets"][targets[host]]["packages"] for host in names}
+    assert "click==8.1.8" in packages["e2e-py39"] and "click==8.5.0" in packages["e2e-py311"]
+    for host, python in (("e2e-py311", "3.11"), ("e2e-py39", "3.9")):
+        app = subprocess.run([TESTBED, "exec", host, "--", APP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, check=False)
+        assert app.returncode == 0, app.stderr
+        assert "python: %s." % python in app.stdout
+        assert "pyyaml_c_loader: true" in app.stdout
