@@ -269,7 +269,9 @@ class WheelhouseBuilder:
             self._say("building %s%s" % (source.label, " with %s" % interpreter.describe() if interpreter else ""))
             self.builds_run += 1
             try:
-                run_uv(self.uv, args + [tree], what="Building %s" % source.label)
+                # From the project directory, so its uv settings (indexes, build constraints) apply
+                # to the build requirements as they would for `uv sync` there.
+                run_uv(self.uv, args + [tree], cwd=self.project_dir, what="Building %s" % source.label)
             except UvError as exc:
                 raise BuildError("%s could not be built into a wheel on the controller%s: %s"
                                  % (source.label, " with %s" % interpreter.describe() if interpreter else "",

@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: airgap.uv contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of airgap.uv.push: ask the host what it lacks, send that in one archive."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+ARGUMENT_SPEC = dict(
+    src=dict(type="path", required=True),
+    dest=dict(type="path", required=True),
+)
+
+
+def describe_tree(root: str) -> dict:
+    """{relative path: {sha256, size, mode}} of the regular files under ROOT."""
+    files = {}
+    for directory, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            relpath = os.path.relpath(path, root).replace(os.sep, "/")
+            files[relpath] = {"sha256": digest.hexdigest(), "size": st.st_size, "mode": st.st_mode & 0o7777}
+    return files
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        src = os.path.expanduser(args["src"])
+        if not os.path.isdir(src):
+            raise AnsibleActionFail("src %s is not a directory on the controller." % src)
+        files = describe_tree(src)
+        answer = self._execute_module(module_name="airgap.uv.push", module_args=dict(dest=args["dest"], files=files),
+                                      task_vars=task_vars)
+        if answer.get("failed"):
+            return answer
+        wanted = answer["wanted"]
+        result.update(changed=bool(wanted), sent=wanted, files=len(files),
+                      bytes_sent=sum(files[name]["size"] for name in wanted))
+        if self._task.diff and wanted:
+            result["diff"] = {"prepared": "files to write under %s:\n%s\n" % (args["dest"], "\n".join(wanted))}
+        if not wanted or self._task.check_mode:
+            return result
+
+        fd, bundle = tempfile.mkstemp(prefix="airgap-uv-push-", suffix=".tar")
+        os.close(fd)
+        try:
+            # Wheels are compressed already: a plain tar costs no CPU and is one transfer.
+            with tarfile.open(bundle, "w") as archive:
+                for name in wanted:
+                    archive.add(os.path.join(src, *name.split("/")), arcname=name, recursive=False)
+            remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
+            remote_bundle = self._connection._shell.join_path(remote_tmp, "push.tar")
+            self._transfer_file(bundle, remote_bundle)
+            self._fixup_perms2((remote_tmp, remote_bundle))
+            applied = self._execute_module(
+                module_name="airgap.uv.push",
+                module_args=dict(dest=args["dest"], files={name: files[name] for name in wanted},
+                                 archive=remote_bundle),
+                task_vars=task_vars)
+        finally:
+            os.unlink(bundle)
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        if applied.get("failed"):
+            return applied
+        return result
