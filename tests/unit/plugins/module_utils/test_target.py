@@ -45,3 +45,30 @@ def test_missing_marker_keys_are_named():
 def test_not_a_dict():
     with pytest.raises(TargetError, match="must be a dict"):
         Target.from_facts("linux", "web1")
+
+
+def test_explicit_target_spec_matches_gathered_facts():
+    spec = Target.from_facts({"python": "3.11.2", "os": "linux", "arch": "x86_64", "libc": "glibc",
+                              "libc_version": "2.36"}, "edge-1")
+    gathered = Target.from_facts(facts())
+    assert spec == gathered and spec.id == gathered.id
+    env = spec.marker_environment
+    assert env["sys_platform"] == "linux" and env["python_version"] == "3.11" and env["platform_system"] == "Linux"
+
+
+def test_explicit_windows_and_macos_targets():
+    win = Target.from_facts({"python": "3.13.1", "os": "windows", "arch": "x86_64"})
+    assert win.marker_environment["platform_machine"] == "AMD64" and win.marker_environment["os_name"] == "nt"
+    mac = Target.from_facts({"python": "3.12.8", "os": "darwin", "arch": "arm64", "macos_version": "14.0"})
+    assert mac.id == "cpython3.12.8-darwin-arm64-macos14.0"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"python": "3.12", "os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.36"}, "full version"),
+    ({"python": "3.12.1", "os": "linux", "arch": "x86_64"}, "needs libc"),
+    ({"python": "3.12.1", "os": "plan9", "arch": "x86_64"}, "os 'plan9'"),
+    ({"python": "3.12.1", "os": "linux"}, "needs 'arch'"),
+])
+def test_explicit_target_errors(spec, message):
+    with pytest.raises(TargetError, match=message):
+        Target.from_facts(spec, "edge-1")
