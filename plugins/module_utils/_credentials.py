@@ -42,13 +42,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-try:
-    import tomllib as _toml
-except ImportError:  # pragma: no cover - Python < 3.11 on the controller
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ImportError:
-        _toml = None  # type: ignore[assignment]
+from ansible_collections.airgap.uv.plugins.module_utils._lock import LockError, read_toml
 
 _ENV_INDEX_VARS = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -302,12 +296,9 @@ def _indexes_in(table: dict, path: str) -> list[IndexConfig]:
 
 def _read_toml(path: str) -> dict:
     """A TOML file's table; {} when absent or unreadable (uv itself reports broken files)."""
-    if _toml is None:
-        return {}
     try:
-        with open(path, "rb") as handle:
-            data = _toml.load(handle)
-    except (OSError, ValueError):
+        data = read_toml(path)
+    except LockError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -654,28 +654,29 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
     return lock
 
 
-def load_lock(path: str) -> Lock:
-    """Read and validate the uv.lock at ``path``."""
+def read_toml(path: str, remedy: str = "fix it") -> dict:
+    """Parse a TOML file (uv.lock, pyproject.toml, uv.toml); a LockError names the file and REMEDY."""
     _require_libraries()
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise LockError(
-            "%s: no such file; create the lock next to pyproject.toml with `uv lock` and commit it." % path
-        ) from None
+        raise LockError("%s: no such file; %s." % (path, remedy)) from None
     except IsADirectoryError:
-        raise LockError("%s: is a directory, expected the uv.lock file." % path) from None
+        raise LockError("%s: is a directory, expected a file." % path) from None
     except OSError as exc:
-        raise LockError("%s: cannot read the lock file: %s" % (path, exc)) from None
+        raise LockError("%s: cannot read: %s" % (path, exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise LockError("%s: not UTF-8 text (%s); re-create it with `uv lock`." % (path, exc)) from None
+        raise LockError("%s: not UTF-8 text (%s); %s." % (path, exc, remedy)) from None
     try:
-        data = _toml.loads(text)
+        return _toml.loads(text)
     except _toml.TOMLDecodeError as exc:
-        raise LockError(
-            "%s: not valid TOML (%s); resolve merge conflicts or re-create it with `uv lock`." % (path, exc)
-        ) from None
+        raise LockError("%s: not valid TOML (%s); %s." % (path, exc, remedy)) from None
+
+
+def load_lock(path: str) -> Lock:
+    """Read and validate the uv.lock at ``path``."""
+    data = read_toml(path, "resolve merge conflicts or re-create it next to pyproject.toml with `uv lock`, and commit it")
     return parse_lock(data, path)

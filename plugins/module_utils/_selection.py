@@ -36,14 +36,6 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
-try:
-    import tomllib as _toml
-except ImportError:  # pragma: no cover - Python < 3.11
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ImportError:
-        _toml = None  # type: ignore[assignment]
-
 from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     Artifact,
     ConflictItem,
@@ -52,6 +44,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     LockError,
     Package,
     Requirement,
+    read_toml,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel
 
@@ -118,27 +111,12 @@ class SelectedPackage:
 # ---------------------------------------------------------------------------
 
 
-def load_toml(pyproject_path: str) -> dict:
-    """Parse a TOML file (pyproject.toml, uv.toml) with a SelectionError naming it when that fails."""
-    if _toml is None:
-        raise SelectionError(
-            "A TOML parser is required on the controller: use Python 3.11+ (tomllib) or install 'tomli'."
-        )
-    try:
-        with open(pyproject_path, "rb") as handle:
-            data = _toml.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise SelectionError("%s: no such file; the project directory must hold pyproject.toml." % pyproject_path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SelectionError("%s: cannot read: %s" % (pyproject_path, exc)) from None
-    except _toml.TOMLDecodeError as exc:
-        raise SelectionError("%s: not valid TOML: %s" % (pyproject_path, exc)) from None
-    return data
-
-
 def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all"]:
     """Return ``tool.uv.default-groups`` of a pyproject.toml (default ``("dev",)``)."""
-    data = load_toml(pyproject_path)
+    try:
+        data = read_toml(pyproject_path, "the project directory must hold a valid pyproject.toml")
+    except LockError as exc:
+        raise SelectionError(str(exc)) from None
     tool = data.get("tool")
     uv = tool.get("uv") if isinstance(tool, dict) else None
     value = uv.get("default-groups") if isinstance(uv, dict) else None

@@ -57,11 +57,17 @@ from ansible_collections.airgap.uv.plugins.module_utils._download import (
     FileRequest,
     file_sha256,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact, Lock, LockError, Package, load_lock
+from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+    Artifact,
+    Lock,
+    LockError,
+    Package,
+    load_lock,
+    read_toml,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     SelectionError,
     SelectionOptions,
-    load_toml,
     read_default_groups,
     select_packages,
 )
@@ -198,8 +204,8 @@ class WheelhouseBuilder:
             if not os.path.isfile(path):
                 continue
             try:
-                data = load_toml(path)
-            except SelectionError as exc:
+                data = read_toml(path)
+            except LockError as exc:
                 raise WheelhouseError(str(exc)) from None
             settings = (data.get(table) or {}).get("uv") if table else data
             if isinstance(settings, dict) and settings.get("required-version"):

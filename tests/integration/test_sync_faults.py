@@ -1,0 +1,769 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fault injection, end to end: controller wheelhouse -> real SSH -> offline test hosts -> uv sync.
+
+Every test works on its own offline host (``fault-N``); one module fixture brings them all up
+and deploys the same first release to all of them in a single play (one wheelhouse on the
+controller, shared by every test). Each test then injects one fault on its host (a corrupt
+wheel, a killed sync, an unreachable or half-working index, another owner, a concurrent run,
+a missing interpreter, an unwritable path) and checks the outcome, the message, and that the
+release in service is untouched and still runs.
+
+Indexes used here are pypiserver instances bound to the controller's end of a host's test-bed
+link (10.203.X.1): no traffic goes anywhere but loopback and the test-bed links.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
+RECORD_PLAYBOOK = os.path.join(REPO, "tests", "integration", "deploy_and_record.yml")
+DEPLOY_AS_PLAYBOOK = os.path.join(REPO, "tests", "integration", "faults", "deploy_as.yml")
+
+NAME = "hello-airgap"
+ROOT = "/opt/airgap-uv/%s" % NAME
+VENV = ROOT + "/venv"
+RELEASES = ROOT + "/.venv.releases"
+APP = VENV + "/bin/hello-airgap"
+
+HOSTS = {
+    "corrupt": "fault-1",
+    "kill": "fault-2",
+    "network": "fault-3",
+    "owner": "fault-4",
+    "concurrent": "fault-5",
+    "check": "fault-6",
+    "rollback": "fault-7",
+    "input": "fault-8",
+}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed needs root")
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, ".venv", "collections")
+    env["ANSIBLE_PIPELINING"] = "true"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORKS"] = str(len(HOSTS) + 2)
+    env.update(extra)
+    return env
+
+
+def on_host(host: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([TESTBED, "exec", host, "--", *argv], input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, check=False)
+
+
+def sh(host: str, script: str) -> str:
+    proc = on_host(host, "sh", "-ec", script)
+    assert proc.returncode == 0, "%s: %r failed:\n%s%s" % (host, script, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+class Deployment:
+    """One run of a playbook (the role, recorded) against one host."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, result: dict | None, host: str) -> None:
+        self.proc = proc
+        self.output = proc.stdout
+        self.result = result
+        self.host = host
+
+    @property
+    def ok(self) -> bool:
+        return self.proc.returncode == 0
+
+    @property
+    def sync(self) -> dict:
+        assert self.result is not None, self.output[-4000:]
+        return self.result["sync"]
+
+    def changes(self) -> dict:
+        return {key: self.sync[key] for key in ("installed", "removed", "upgraded", "downgraded")}
+
+    def tail(self, n: int = 4000) -> str:
+        return self.output[-n:]
+
+
+def status_of(text: str, names: list[str]) -> dict[str, str]:
+    return {name: text for name in names}
+
+
+def app_output(host: str) -> str:
+    proc = on_host(host, APP, "--name", "fault")
+    assert proc.returncode == 0, "the app in service does not run on %s:\n%s%s" % (host, proc.stdout, proc.stderr)
+    assert "Hello fault from hello-airgap" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+_PACKAGES_SCRIPT = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version for d in m.distributions()}))"
+)
+
+
+def host_packages(host: str, venv: str = VENV) -> dict[str, str]:
+    proc = on_host(host, venv + "/bin/python", "-c", _PACKAGES_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def release_state(host: str, venv: str = VENV) -> tuple[str, list[str]]:
+    """(what the venv symlink points at, the release directories)."""
+    parent, name = os.path.split(venv)
+    releases = "%s/.%s.releases" % (parent, name)
+    out = sh(host, "readlink %s; ls -1 %s" % (venv, releases)).splitlines()
+    return out[0], sorted(out[1:])
+
+
+def lock_versions(project) -> dict[str, str]:
+    """{package: version} of every package in PROJECT/uv.lock (a single version per name here)."""
+    with open(os.path.join(str(project), "uv.lock"), "rb") as handle:
+        lock = tomllib.load(handle)
+    return {package["name"]: package["version"] for package in lock["package"]}
+
+
+def assert_in(pattern: str, text: str) -> None:
+    assert re.search(pattern, text), "%r not found in:\n%s" % (pattern, text[-4000:])
+
+
+def free_port_on(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# fixtures: hosts, projects, the first deployment
+# ---------------------------------------------------------------------------
+
+
+class Fleet:
+    def __init__(self, tmp, inventory: str, addresses: dict[str, str], projects: dict) -> None:
+        self.tmp = tmp
+        self.inventory = inventory
+        self.addresses = addresses
+        self.projects = projects
+        self.wheelhouse = str(tmp / "wheelhouse")  # one controller wheelhouse for every run
+        self._records = 0
+
+    def controller_address(self, host: str) -> str:
+        return self.addresses[host].rsplit(".", 1)[0] + ".1"
+
+    def _record_dir(self):
+        self._records += 1
+        path = self.tmp / ("record-%d" % self._records)
+        path.mkdir()
+        return path
+
+    def playbook_argv(self, host: str, project: str, *extra: str, playbook: str = RECORD_PLAYBOOK):
+        record = self._record_dir()
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, "-l", host, playbook,
+                "-e", "uv_deploy_project=%s" % project, "-e", "e2e_record_dir=%s" % record,
+                "-e", "uv_deploy_wheelhouse_dir=%s" % self.wheelhouse, *extra]
+        return argv, record
+
+    @staticmethod
+    def _collect(proc, record, host) -> Deployment:
+        result = None
+        path = record / ("%s.json" % host)
+        if path.exists():
+            result = json.loads(path.read_text())
+        return Deployment(proc, result, host)
+
+    def deploy(self, host: str, project: str, *extra: str, playbook: str = RECORD_PLAYBOOK) -> Deployment:
+        argv, record = self.playbook_argv(host, project, *extra, playbook=playbook)
+        proc = subprocess.run(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              check=False)
+        return self._collect(proc, record, host)
+
+    def start_deploy(self, host: str, project: str, *extra: str):
+        """Start a deployment in the background; returns a callable that waits for it."""
+        argv, record = self.playbook_argv(host, project, *extra)
+        proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def wait(timeout: float = 300) -> Deployment:
+            out, dummy = proc.communicate(timeout=timeout)
+            return self._collect(subprocess.CompletedProcess(argv, proc.returncode, out, ""), record, host)
+
+        return wait
+
+    def playbook(self, host: str, playbook: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, "-l", host,
+                               playbook, *extra], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, check=False)
+
+    def sync(self, host: str, become_user: str | None = None, check: bool = False, **params) -> tuple[bool, dict]:
+        """Run only airgap.uv.sync, ad hoc, with the role's parameters (overridable)."""
+        args = {"uv": ROOT + "/bin/uv", "wheelhouse": ROOT + "/wheelhouse", "requirements": ROOT + "/requirements.txt",
+                "manifest": ROOT + "/manifest.json", "venv": VENV, "network": "offline", "keep_releases": 2}
+        args.update(params)
+        args = {key: value for key, value in args.items() if value is not None}
+        argv = [os.path.join(VENV_BIN, "ansible"), "-i", self.inventory, host, "-m", "airgap.uv.sync",
+                "-a", json.dumps(args)]
+        if become_user:
+            argv += ["--become", "--become-user", become_user]
+        if check:
+            argv.append("--check")
+        proc = subprocess.run(argv, env=_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                                             ANSIBLE_LOAD_CALLBACK_PLUGINS="true"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        start = proc.stdout.find("{")
+        assert start >= 0, "no JSON from ansible:\n%s\n%s" % (proc.stdout, proc.stderr)
+        document = json.loads(proc.stdout[start:])
+        result = document["plays"][0]["tasks"][0]["hosts"][host]
+        return not (result.get("failed") or result.get("unreachable")), result
+
+
+def _make_project(base, name: str, edit) -> str:
+    directory = base / name / NAME
+    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__"))
+    pyproject = directory / "pyproject.toml"
+    text = pyproject.read_text()
+    edited = edit(text)
+    assert edited != text
+    pyproject.write_text(edited)
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(directory)], check=True,
+                   env=_env())
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """All fault hosts up, both project versions locked, the first one deployed to every host."""
+    tmp = tmp_path_factory.mktemp("faults")
+    names = sorted(HOSTS.values())
+    try:
+        up = subprocess.run([TESTBED, "up", *names], stdout=subprocess.PIPE, text=True, check=True)
+        addresses = dict(line.split("\t")[:2] for line in up.stdout.splitlines() if "\t" in line)
+        assert sorted(addresses) == names, up.stdout
+        inventory = str(tmp / "inventory.yml")
+        subprocess.run([TESTBED, "inventory", "--write", inventory, *names], check=True, stdout=subprocess.DEVNULL)
+        # v1: the example plus six 1.16.0 and idna; v2 changes all four ways at once:
+        # click down (8.1.7), six up (1.17.0), idna removed, iniconfig installed.
+        v1 = _make_project(tmp, "v1", lambda text: text.replace(
+            '"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.16.0",\n    "idna==3.7",'))
+        v2 = _make_project(tmp, "v2", lambda text: text.replace('"click>=8.1"', '"click==8.1.7"').replace(
+            '"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.17.0",\n    "iniconfig==2.0.0",'))
+        fleet = Fleet(tmp, inventory, addresses, {"v1": v1, "v2": v2})
+        argv, record = fleet.playbook_argv("all", v1)
+        proc = subprocess.run(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              check=False)
+        assert proc.returncode == 0, "first deployment to the fleet failed:\n%s" % proc.stdout[-6000:]
+        fleet.baseline = {}
+        for host in names:
+            result = json.loads((record / ("%s.json" % host)).read_text())["sync"]
+            assert result["changed"] and result["reason"] == "venv created", result
+            fleet.baseline[host] = result
+        yield fleet
+    finally:
+        subprocess.run([TESTBED, "down", *names], check=False, stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def versions(fleet) -> dict:
+    v1, v2 = lock_versions(fleet.projects["v1"]), lock_versions(fleet.projects["v2"])
+    assert v2["click"] == "8.1.7" and v1["click"] != v2["click"]
+    assert (v1["six"], v2["six"]) == ("1.16.0", "1.17.0") and "idna" not in v2 and "iniconfig" not in v1
+    return {"v1": v1, "v2": v2}
+
+
+def _wheel_of(host: str, prefix: str) -> str:
+    names = [n for n in sh(host, "ls -1 %s/wheelhouse" % ROOT).split() if n.startswith(prefix)]
+    assert len(names) == 1, names
+    return "%s/wheelhouse/%s" % (ROOT, names[0])
+
+
+# ---------------------------------------------------------------------------
+# 1. a corrupt wheel on the host
+# ---------------------------------------------------------------------------
+
+
+def test_corrupt_wheel_on_host(fleet, versions):
+    host = HOSTS["corrupt"]
+    link, releases = release_state(host)
+    markupsafe = _wheel_of(host, "markupsafe-")
+    pyyaml = _wheel_of(host, "pyyaml-")
+    # Same size, other bytes (only the sha256 can tell) and a truncated file (the size tells).
+    sh(host, "size=$(stat -c %%s %s); head -c $size /dev/urandom > %s; truncate -s 1000 %s"
+       % (markupsafe, markupsafe, pyyaml))
+
+    # The sync step alone, as the role runs it, forced to build a new release (another python path).
+    ok, result = fleet.sync(host, python="/usr/bin/python3")
+    assert not ok, result
+    assert_in(r"Wheelhouse does not match manifest %s/manifest\.json" % re.escape(ROOT), result["msg"])
+    assert_in(r"%s is corrupt: sha256 [0-9a-f]{64}, manifest says" % re.escape(markupsafe), result["msg"])
+    assert_in(r"%s is corrupt: size 1000, manifest says" % re.escape(pyyaml), result["msg"])
+    assert release_state(host) == (link, releases)
+    app_output(host)
+
+    # Without the manifest check and with a cold uv cache, uv's own hash/zip check must stop it.
+    sh(host, "rm -rf %s/cache" % ROOT)
+    ok, result = fleet.sync(host, python="/usr/bin/python3", manifest=None)
+    assert not ok, result
+    assert_in(r"uv pip sync failed", result["msg"])
+    assert_in(r"(markupsafe|pyyaml)-\S+\.whl", result["msg"])
+    assert release_state(host) == (link, releases), "a failed build must leave no release behind"
+    app_output(host)
+
+    # The full deployment copies the good files back and installs the new set.
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    assert deployment.ok, deployment.tail()
+    assert deployment.sync["changed"] and deployment.sync["previous_release"].endswith(link.split("/")[-1])
+    output = app_output(host)
+    assert "click: 8.1.7" in output and "markupsafe: %s" % versions["v2"]["markupsafe"] in output
+    packages = host_packages(host)
+    assert {name: packages.get(name) for name in versions["v2"]} == versions["v2"]
+
+
+# ---------------------------------------------------------------------------
+# 2. the sync killed midway
+# ---------------------------------------------------------------------------
+
+# Runs on the host. Waits for a new release directory, then for the module's `uv pip sync`
+# (not the dry run); freezes the module process (the holder of the releases lock) and its
+# children with SIGSTOP, records what it caught, then SIGKILLs them. MODE "module" kills the
+# module process and uv, "uv" kills uv only.
+WATCHER = r'''
+import json, os, signal, sys, time
+releases, lock, venv, mode, timeout = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+before = set(os.listdir(releases))
+old = os.readlink(venv)
+print("ready", flush=True)
+
+def new_dirs():
+    return sorted(n for n in set(os.listdir(releases)) - before if not n.startswith("."))
+
+def table():
+    out = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmd = [c.decode(errors="replace") for c in f.read().split(b"\0") if c]
+                out[int(pid)] = (ppid, cmd)
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+def lock_holder():
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                for fd in os.listdir("/proc/%s/fd" % pid):
+                    if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == lock:
+                        return int(pid)
+            except OSError:
+                pass
+    return None
+
+def is_sync(cmd):
+    return len(cmd) > 3 and cmd[0].endswith("/bin/uv") and "sync" in cmd and "--dry-run" not in cmd
+
+deadline = time.monotonic() + timeout
+while not new_dirs():
+    if time.monotonic() > deadline:
+        print(json.dumps({"caught": False, "why": "no new release directory"}), flush=True)
+        sys.exit(1)
+    time.sleep(0.001)
+t_new = time.monotonic()
+sync_pid = None
+while sync_pid is None and time.monotonic() < t_new + 10 and os.readlink(venv) == old:
+    sync_pid = next((p for p, (pp, c) in table().items() if is_sync(c)), None)
+holder = lock_holder()
+stopped = []
+if holder:
+    os.kill(holder, signal.SIGSTOP)
+    stopped.append(holder)
+procs = table()
+children = [p for p, (pp, c) in procs.items() if holder and pp == holder]
+for p in children:
+    try:
+        os.kill(p, signal.SIGSTOP)
+        stopped.append(p)
+    except OSError:
+        pass
+report = {
+    "caught": bool(holder) and os.readlink(venv) == old and sync_pid in children,
+    "holder": holder, "holder_cmd": procs.get(holder, (0, []))[1],
+    "children": [procs[p][1] for p in children if p in procs],
+    "new_releases": new_dirs(), "link_before": old, "link_at_kill": os.readlink(venv),
+    "ms_after_new_release": round((time.monotonic() - t_new) * 1000, 1),
+}
+victims = [p for p in children if p == sync_pid] if mode == "uv" else stopped
+for p in victims:
+    os.kill(p, signal.SIGKILL)
+for p in stopped:
+    if p not in victims:
+        os.kill(p, signal.SIGCONT)
+print(json.dumps(report), flush=True)
+'''
+
+
+def start_watcher(host: str, mode: str, timeout: float = 120):
+    proc = subprocess.Popen([TESTBED, "exec", host, "--", "python3", "-c", WATCHER, RELEASES, RELEASES + ".lock",
+                             VENV, mode, str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+
+    def report() -> dict:
+        out, err = proc.communicate(timeout=timeout + 10)
+        assert out.strip(), err
+        return json.loads(out.strip().splitlines()[-1])
+
+    return report
+
+
+def test_sync_killed_midway(fleet, versions):
+    host = HOSTS["kill"]
+    link, releases = release_state(host)
+
+    # The module process (and its uv) SIGKILLed while uv pip sync fills the new release.
+    watcher = start_watcher(host, "module")
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    caught = watcher()
+    assert caught["caught"], caught
+    assert not deployment.ok, deployment.tail()
+    assert_in(r"fatal: \[%s\]" % host, deployment.output)
+    assert_in(r"(rc.: 137|Killed|MODULE FAILURE|deserialization failed)", deployment.output)
+    new_link, new_releases = release_state(host)
+    assert new_link == link, "the release in service changed after a killed sync"
+    half_built = caught["new_releases"]
+    assert len(half_built) == 1 and half_built[0] in new_releases  # nobody could clean up
+    assert "click: %s" % versions["v1"]["click"] in app_output(host)
+
+    # Only uv killed: the module sees it, says so, and removes its half-built release itself.
+    watcher = start_watcher(host, "uv")
+    ok, result = fleet.sync(host)
+    caught_uv = watcher()
+    assert caught_uv["caught"], caught_uv
+    assert not ok, result
+    assert_in(r"uv pip sync was killed by signal 9", result["msg"])
+    assert release_state(host) == (link, new_releases)
+    app_output(host)
+
+    # The next deployment succeeds, reports the change and prunes the leftover of the kill.
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    assert deployment.ok, deployment.tail()
+    sync = deployment.sync
+    assert sync["changed"] and sync["reason"] == "packages changed"
+    assert sync["downgraded"] == [{"name": "click", "from": versions["v1"]["click"], "to": "8.1.7"}]
+    assert "%s/%s" % (RELEASES, half_built[0]) in sync["pruned_releases"]
+    final_link, final_releases = release_state(host)
+    assert half_built[0] not in final_releases and final_link != link
+    assert "click: 8.1.7" in app_output(host)
+
+
+# ---------------------------------------------------------------------------
+# 3. network=fallback / online against real and broken indexes on the test-bed link
+# ---------------------------------------------------------------------------
+
+
+class Index:
+    def __init__(self, process, url: str, log: str) -> None:
+        self.process, self.url, self.log = process, url, log
+
+    def requests_from(self, address: str) -> list[str]:
+        with open(self.log, encoding="utf-8", errors="replace") as handle:
+            return [line for line in handle if line.startswith(address + " ") and '"GET ' in line]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_index(address: str, packages: str, log: str, *auth: str) -> Index:
+    """A real pypiserver on ADDRESS (a test-bed link) serving PACKAGES; never redirects anywhere."""
+    port = free_port_on(address)
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pypiserver", "run", "-v", "--host", address, "--port", str(port),
+             "--disable-fallback", "--hash-algo", "sha256", "--backend", "simple-dir", *auth, packages],
+            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, open(log, encoding="utf-8").read()[-2000:]
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            return Index(process, "http://%s:%d/simple/" % (address, port), log)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("pypiserver did not start on %s" % address)
+
+
+def test_network_fallback_and_online(fleet, versions, tmp_path):
+    host = HOSTS["network"]
+    pytest.importorskip("pypiserver")
+    apache = pytest.importorskip("passlib.apache")
+    controller, address = fleet.controller_address(host), fleet.addresses[host]
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    # Every wheel either project needs, taken from the controller's wheelhouse.
+    for project in ("v1", "v2"):
+        deployment_files = os.path.join(fleet.wheelhouse, "files")
+        if os.path.isdir(deployment_files):
+            for name in os.listdir(deployment_files):
+                shutil.copyfile(os.path.join(deployment_files, name), packages / name)
+    good = start_index(controller, str(packages), str(tmp_path / "good.log"), "-a", ".", "-P", ".")
+    # Lists packages but answers 401 to every file download: the metadata works, installs do not.
+    htpasswd = apache.HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
+    htpasswd.set_password("nobody", "secret")
+    htpasswd.save()
+    pages_only = start_index(controller, str(packages), str(tmp_path / "pages-only.log"),
+                             "-a", "download", "-P", str(tmp_path / "htpasswd"))
+    # A port on the link address that is bound but not listening: connections are refused.
+    closed = socket.socket()
+    closed.bind((controller, 0))
+    closed_url = "http://%s:%d/simple/" % (controller, closed.getsockname()[1])
+    try:
+        # (a) fallback with a reachable index that has everything: the index is used.
+        deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_network=fallback",
+                                  "-e", "uv_deploy_index_url=%s" % good.url)
+        assert deployment.ok, deployment.tail()
+        assert deployment.sync["changed"] and deployment.sync["network_used"] == "online", deployment.sync
+        assert good.requests_from(address), "the host never asked the index"
+        assert "click: 8.1.7" in app_output(host)
+        link, releases = release_state(host)
+
+        # (b) online with an unreachable index: fails clearly, the release in service is untouched.
+        deployment = fleet.deploy(host, fleet.projects["v1"], "-e", "uv_deploy_network=online",
+                                  "-e", "uv_deploy_index_url=%s" % closed_url)
+        assert not deployment.ok, deployment.tail()
+        assert_in(r"uv pip sync --dry-run failed \(exit code \d+\)", deployment.output)
+        assert_in(re.escape(closed_url.rstrip("/")), deployment.output)
+        assert_in(r"Connection refused", deployment.output)
+        assert release_state(host) == (link, releases)
+        assert "click: 8.1.7" in app_output(host)
+
+        # (c) fallback when the index lists packages but refuses downloads: the install falls back
+        # to the wheelhouse, and the result must say so. (The copy of (b) put v1's files in place.)
+        ok, result = fleet.sync(host, network="fallback", index_url=pages_only.url)
+        assert ok, result
+        assert pages_only.requests_from(address), "the host never asked the pages-only index"
+        assert any("falling back to offline" in w for w in result.get("warnings", [])), result
+        assert result["changed"] and "click: %s" % versions["v1"]["click"] in app_output(host)
+        assert result["network_used"] == "offline", (
+            "the packages were installed from the wheelhouse after the index failed, but network_used "
+            "says %r (it reports the dry run's mode, not the install's)" % result["network_used"])
+
+        # (d) fallback with an unreachable index: warns, installs offline, succeeds.
+        deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_network=fallback",
+                                  "-e", "uv_deploy_index_url=%s" % closed_url)
+        assert deployment.ok, deployment.tail()
+        assert deployment.sync["changed"] and deployment.sync["network_used"] == "offline", deployment.sync
+        assert_in(r"with the index failed, falling back to offline", deployment.output)
+        assert "click: 8.1.7" in app_output(host)
+    finally:
+        closed.close()
+        good.stop()
+        pages_only.stop()
+
+
+# ---------------------------------------------------------------------------
+# 4. a non-root owner
+# ---------------------------------------------------------------------------
+
+USER = "airgapapp"
+
+
+def not_owned(host: str, path: str, user: str) -> list[str]:
+    return sh(host, "find %s ! -user %s" % (path, user)).split()
+
+
+def test_non_root_owner(fleet, versions):
+    host = HOSTS["owner"]
+    sh(host, "id %s >/dev/null 2>&1 || useradd --create-home --shell /bin/sh %s" % (USER, USER))
+    link, dummy = release_state(host)
+
+    # Root deploys a lock change owned by the user.
+    deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_owner=%s" % USER)
+    assert deployment.ok, deployment.tail()
+    release = deployment.sync["release"]
+    assert deployment.sync["changed"] and release != link
+    assert not_owned(host, release, USER) == []
+    for path in (RELEASES, RELEASES + ".lock", RELEASES + ".state.json", ROOT + "/cache"):
+        assert not_owned(host, path, USER) == [], path
+    assert sh(host, "stat -c %%U %s" % VENV).strip() == USER  # the symlink itself
+    run = on_host(host, "runuser", "-u", USER, "--", APP, "--name", "fault")
+    assert run.returncode == 0 and "click: 8.1.7" in run.stdout, run.stdout + run.stderr
+    # The user can write into its environment (not only read it).
+    sh(host, "runuser -u %s -- %s/bin/python -c 'import sys; open(sys.prefix + \"/owner-probe\", \"w\")'"
+       % (USER, VENV))
+
+    # The module's documentation: after the hand-over "the user can later run the module
+    # unprivileged (for example with become_user)". A no-op run as that user:
+    ok, result = fleet.sync(host, become_user=USER)
+    assert ok, "unprivileged no-op sync as the owner failed: %s" % result.get("msg")
+    assert not result["changed"]
+
+
+def test_role_with_become_user(fleet, versions):
+    host = HOSTS["owner"]
+    sh(host, "id %s >/dev/null 2>&1 || useradd --create-home --shell /bin/sh %s" % (USER, USER))
+    home = sh(host, "getent passwd %s | cut -d: -f6" % USER).strip()
+    root = home + "/airgap-uv/" + NAME
+    deployment = fleet.deploy(host, fleet.projects["v1"], "-e", "faults_become_user=%s" % USER,
+                              "-e", "uv_deploy_root=%s" % root, playbook=DEPLOY_AS_PLAYBOOK)
+    assert deployment.ok, deployment.tail()
+    assert deployment.sync["changed"] and deployment.sync["venv"] == root + "/venv"
+    assert not_owned(host, root, USER) == []
+    run = on_host(host, "runuser", "-u", USER, "--", root + "/venv/bin/hello-airgap", "--name", "fault")
+    assert run.returncode == 0 and "click: %s" % versions["v1"]["click"] in run.stdout, run.stdout + run.stderr
+
+
+# ---------------------------------------------------------------------------
+# 5. two deployments of the same change at once
+# ---------------------------------------------------------------------------
+
+
+def test_concurrent_deployments_serialize(fleet, versions):
+    host = HOSTS["concurrent"]
+    link, releases = release_state(host)
+    first = fleet.start_deploy(host, fleet.projects["v2"])
+    second = fleet.start_deploy(host, fleet.projects["v2"])
+    runs = [first(), second()]
+    for run in runs:
+        assert run.ok, run.tail()
+    changed = [run.sync for run in runs if run.sync["changed"]]
+    unchanged = [run.sync for run in runs if not run.sync["changed"]]
+    assert len(changed) == 1 and len(unchanged) == 1, [run.sync for run in runs]
+    assert changed[0]["downgraded"] == [{"name": "click", "from": versions["v1"]["click"], "to": "8.1.7"}]
+    assert unchanged[0]["release"] == changed[0]["release"]
+    new_link, new_releases = release_state(host)
+    assert len(new_releases) == len(releases) + 1 and new_link.endswith(changed[0]["release"].split("/")[-1])
+    assert "click: 8.1.7" in app_output(host)
+    packages = host_packages(host)
+    assert {name: packages.get(name) for name in versions["v2"]} == versions["v2"]
+
+
+# ---------------------------------------------------------------------------
+# 6. check mode predicts the real run
+# ---------------------------------------------------------------------------
+
+
+def test_check_mode_predicts_every_kind_of_change(fleet, versions):
+    host = HOSTS["check"]
+    state = release_state(host)
+    v1, v2 = versions["v1"], versions["v2"]
+    expected = {
+        "installed": [{"name": "iniconfig", "version": v2["iniconfig"]}],
+        "removed": [{"name": "idna", "version": v1["idna"]}],
+        "upgraded": [{"name": "six", "from": "1.16.0", "to": "1.17.0"}],
+        "downgraded": [{"name": "click", "from": v1["click"], "to": "8.1.7"}],
+    }
+    predicted = fleet.deploy(host, fleet.projects["v2"], "--check", "--diff")
+    assert predicted.ok, predicted.tail()
+    assert predicted.sync["changed"] and predicted.changes() == expected
+    for line in ("-click==%s" % v1["click"], "+click==8.1.7", "-idna==%s" % v1["idna"],
+                 "+iniconfig==%s" % v2["iniconfig"], "-six==1.16.0", "+six==1.17.0"):
+        assert re.search(r"^%s$" % re.escape(line), predicted.output, re.M), line
+    assert release_state(host) == state, "check mode changed the host"
+    assert "click: %s" % v1["click"] in app_output(host)
+
+    real = fleet.deploy(host, fleet.projects["v2"])
+    assert real.ok, real.tail()
+    assert real.changes() == predicted.changes() == expected
+    assert "click: 8.1.7" in app_output(host)
+
+
+# ---------------------------------------------------------------------------
+# 7. rollback
+# ---------------------------------------------------------------------------
+
+
+def test_rollback_playbook(fleet, versions):
+    host = HOSTS["rollback"]
+    first_link, dummy = release_state(host)
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    assert deployment.ok, deployment.tail()
+    second_link, dummy = release_state(host)
+    assert second_link != first_link and "click: 8.1.7" in app_output(host)
+
+    project = "uv_deploy_project=%s" % fleet.projects["v2"]
+    check = fleet.playbook(host, "airgap.uv.rollback", "-e", project, "--check")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert_in(r"%s\s*:.*changed=1" % host, check.stdout)
+    assert release_state(host)[0] == second_link, "check mode switched the release"
+
+    rollback = fleet.playbook(host, "airgap.uv.rollback", "-e", project)
+    assert rollback.returncode == 0, rollback.stdout[-4000:]
+    assert_in(r"%s\s*:.*changed=1" % host, rollback.stdout)
+    assert release_state(host)[0] == first_link
+    assert "click: %s" % versions["v1"]["click"] in app_output(host)
+    packages = host_packages(host)
+    assert {name: packages.get(name) for name in versions["v1"]} == versions["v1"]
+
+
+# ---------------------------------------------------------------------------
+# 8. bad input on the host side
+# ---------------------------------------------------------------------------
+
+
+def test_bad_host_input(fleet, versions):
+    host = HOSTS["input"]
+    state = release_state(host)
+
+    # A missing interpreter, through the role: stopped before anything is copied or built.
+    deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_python=/usr/bin/python3.99")
+    assert not deployment.ok
+    assert_in(r"Python interpreter '/usr/bin/python3\.99' was not found on the host", deployment.output)
+    assert release_state(host) == state
+
+    # The same to the sync step alone: as a path, and as a version request uv cannot satisfy.
+    ok, result = fleet.sync(host, python="/usr/bin/python3.99")
+    assert not ok and "Python interpreter /usr/bin/python3.99 not found" in result["msg"], result
+    ok, result = fleet.sync(host, python="3.99")
+    assert not ok, result
+    assert_in(r"Python interpreter '3\.99' not found: uv venv failed", result["msg"])
+    assert release_state(host) == state, "a failed build must leave no release behind"
+    app_output(host)
+
+    # A venv whose parent is a file.
+    ok, result = fleet.sync(host, venv=ROOT + "/requirements.txt/venv")
+    assert not ok, result
+    assert_in(r"Cannot create directory %s/requirements\.txt" % re.escape(ROOT), result["msg"])
+
+    # A venv on a read-only bind mount, through the role.
+    sh(host, "mkdir -p /srv/ro && mount --bind /srv/ro /srv/ro && mount -o remount,bind,ro /srv/ro")
+    try:
+        deployment = fleet.deploy(host, fleet.projects["v1"], "-e", "uv_deploy_venv=/srv/ro/venv")
+        assert not deployment.ok, deployment.tail()
+        assert_in(r"Directory /srv/ro is not writable by root", deployment.output)
+    finally:
+        on_host(host, "umount", "/srv/ro")
+    assert release_state(host) == state
+    app_output(host)
+
+    # Rolling back with a single release.
+    ok, result = fleet.sync(host, state="rollback")
+    assert not ok, result
+    assert_in(r"Cannot roll back %s: there is no previous release" % re.escape(VENV), result["msg"])
+    assert release_state(host) == state
