@@ -27,12 +27,15 @@ import glob
 import hashlib
 import json
 import os
+import platform
 import posixpath
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -135,8 +138,8 @@ def normalize_subdirectory(subdirectory: Optional[str], where: str) -> Optional[
         return None
     norm = posixpath.normpath(text)
     if norm.startswith("/") or norm == ".." or norm.startswith("../") or ":" in norm.split("/")[0]:
-        raise BuildError("%s: subdirectory %r leaves the source tree; refusing it." % (strip_url_credentials(where),
-                                                                                        subdirectory))
+        raise BuildError("%s: subdirectory %r leaves the source tree; refusing it."
+                         % (strip_url_credentials(where), subdirectory))
     return norm
 
 
@@ -161,8 +164,8 @@ def _git(args: Sequence[str], cwd: Optional[str] = None, what: str = "git") -> s
                          "dependencies in uv.lock)." % what) from None
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
-        raise BuildError("%s failed (git %s, rc=%d):\n%s" % (what, " ".join(_redact_args(args)), proc.returncode,
-                                                               tail))
+        raise BuildError("%s failed (git %s, rc=%d):\n%s"
+                         % (what, " ".join(_redact_args(args)), proc.returncode, tail))
     return proc.stdout
 
 
@@ -211,8 +214,13 @@ class GitFetcher:
             _git(["--git-dir", database, "fetch", "--quiet", "--force", source.url, source.commit, tags], what=what)
         except BuildError:
             # Older servers only serve advertised refs: fetch branches and tags, then look again.
-            _git(["--git-dir", database, "fetch", "--quiet", "--force", source.url,
-                  "+refs/heads/*:refs/remotes/origin/*", tags], what=what)
+            try:
+                _git(["--git-dir", database, "fetch", "--quiet", "--force", source.url,
+                      "+refs/heads/*:refs/remotes/origin/*", tags], what=what)
+            except BuildError as exc:
+                raise BuildError("%s\nMake the repository reachable from the controller with git's own "
+                                 "configuration (a credential helper or SSH key for it); git runs without prompts."
+                                 % exc) from None
         if not self._has_commit(database, source.commit):
             raise BuildError("%s: %s has no commit %s (uv.lock records it%s); the history was rewritten or the "
                              "reference deleted: re-lock with `uv lock --upgrade-package %s`."
@@ -224,7 +232,7 @@ class GitFetcher:
     def checkout(self, source: GitSource, label: str, directory: str) -> str:
         """Check SOURCE's commit out into DIRECTORY (made here); return the directory to build."""
         database = self.fetch(source, label)
-        _git(["clone", "--quiet", "--no-checkout", "--no-hardlinks", database, directory],
+        _git(["clone", "--quiet", "--no-checkout", database, directory],
              what="%s: git clone" % label)
         _git(["checkout", "--quiet", "--detach", source.commit], cwd=directory, what="%s: git checkout" % label)
         head = _git(["rev-parse", "HEAD"], cwd=directory, what="%s: git rev-parse" % label).strip().lower()
@@ -399,8 +407,17 @@ def check_wheel_identity(filename: str, name: str, version: Optional[str], label
 
 _PROBE = r"""
 import json, os, platform, sys, sysconfig
-libc = platform.libc_ver()
-family, version = libc[0] or None, libc[1] or None
+family = version = None
+try:
+    # The C library this system runs (libc_ver() of old Pythons reads symbol versions instead).
+    name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+    family = "glibc" if name == "glibc" and version else None
+    version = version or None
+except (AttributeError, ValueError, OSError):
+    pass
+if family is None:
+    libc = platform.libc_ver()
+    family, version = libc[0] or None, libc[1] or None
 if sys.platform.startswith("linux") and family is None:
     try:
         import subprocess
@@ -452,8 +469,22 @@ class Interpreter:
         return "%s %s on %s %s%s" % (self.implementation, self.version, self.os, self.arch, libc)
 
 
+_PROBED: dict = {}
+
+
 def probe_interpreter(path: str) -> Optional[Interpreter]:
-    """What the Python at PATH is, or None when it does not run."""
+    """What the Python at PATH is, or None when it does not run (remembered per binary and mtime)."""
+    try:
+        real = os.path.realpath(path)
+        key = (path, real, os.stat(real).st_mtime_ns)
+    except OSError:
+        return None
+    if key not in _PROBED:
+        _PROBED[key] = _probe(path)
+    return _PROBED[key]
+
+
+def _probe(path: str) -> Optional[Interpreter]:
     try:
         proc = subprocess.run([path, "-I", "-S", "-c", _PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True, timeout=30, check=False)
@@ -479,31 +510,34 @@ def probe_interpreter(path: str) -> Optional[Interpreter]:
 
 
 def interpreter_candidates(uv: Optional[str], environ: Optional[Mapping[str, str]] = None) -> list[str]:
-    """Paths of Pythons that may be on the controller: uv's view, pyenv builds, versioned names on PATH."""
+    """Paths of Pythons that may be on the controller: uv-managed ones, pyenv and asdf builds, this
+    Python, and versioned names on PATH."""
     env = os.environ if environ is None else environ
-    paths: list[str] = []
+    paths: list[str] = [sys.executable]
     if uv:
+        # uv-managed Pythons (`uv python install`); asking uv to list every interpreter is slow.
         try:
-            proc = subprocess.run([uv, "python", "list", "--only-installed", "--output-format", "json"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            proc = subprocess.run([uv, "python", "dir"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=subprocess.DEVNULL, text=True, timeout=60, check=False)
-            if proc.returncode == 0:
-                for entry in json.loads(proc.stdout or "[]"):
-                    if isinstance(entry, dict) and entry.get("path"):
-                        paths.append(str(entry["path"]))
-        except (OSError, subprocess.SubprocessError, ValueError):
+            if proc.returncode == 0 and proc.stdout.strip():
+                paths.extend(sorted(os.path.join(d, "bin", "python3")
+                                    for d in glob.glob(os.path.join(proc.stdout.strip(), "*"))))
+        except (OSError, subprocess.SubprocessError):
             pass
-    roots = [env.get("PYENV_ROOT"), os.path.join(os.path.expanduser("~"), ".pyenv")]
-    for root in roots:
-        if root:
-            paths.extend(sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python3"))))
+    home = os.path.expanduser("~")
+    for pattern in (os.path.join(env.get("PYENV_ROOT") or os.path.join(home, ".pyenv"), "versions", "*"),
+                    os.path.join(home, ".pyenv", "versions", "*"),
+                    os.path.join(env.get("ASDF_DATA_DIR") or os.path.join(home, ".asdf"), "installs", "python", "*")):
+        paths.extend(sorted(os.path.join(d, "bin", "python3") for d in glob.glob(pattern)))
     for directory in (env.get("PATH") or "").split(os.pathsep):
         if directory:
             paths.extend(sorted(glob.glob(os.path.join(directory, "python3.[0-9]*"))))
     seen = set()
     result = []
     for path in paths:
-        if path.endswith(("-config", ".py")) or not os.access(path, os.X_OK):
+        # Version-manager shims are slow and lead to the installs found above.
+        if (path.endswith(("-config", ".py")) or os.path.basename(os.path.dirname(path)) == "shims"
+                or not os.access(path, os.X_OK)):
             continue
         real = os.path.realpath(path)
         if real in seen:
@@ -575,6 +609,27 @@ def interpreter_mismatch(interpreter: Interpreter, target) -> Optional[str]:
     return None
 
 
+def controller_platform() -> Interpreter:
+    """The machine this code runs on, described like an interpreter (this process's Python)."""
+    family = version = None
+    try:
+        name, dummy, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+        family = "glibc" if name == "glibc" and version else None
+    except (AttributeError, ValueError, OSError):
+        pass
+    if family is None:
+        libc = platform.libc_ver()
+        family, version = libc[0] or None, libc[1] or None
+        if family is None and sys.platform.startswith("linux"):
+            found = _probe(sys.executable)  # musl: ask ldd through the probe
+            if found is not None:
+                family, version = found.libc_family, found.libc_version
+    return Interpreter(path=sys.executable, implementation=sys.implementation.name,
+                       version="%d.%d.%d" % sys.version_info[:3], abiflags=getattr(sys, "abiflags", ""),
+                       os="linux" if sys.platform.startswith("linux") else sys.platform,
+                       arch=platform.machine(), libc_family=family, libc_version=version or None)
+
+
 class InterpreterFinder:
     """Finds (once per run) the controller Pythons, and picks one that builds for a target."""
 
@@ -587,8 +642,10 @@ class InterpreterFinder:
         if self._found is None:
             found = []
             seen = set()
-            for path in self._candidates():
-                interpreter = probe_interpreter(path)
+            paths = self._candidates()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                probed = list(pool.map(probe_interpreter, paths))
+            for interpreter in probed:
                 if interpreter is None or not interpreter.version:
                     continue
                 # Shims and links can lead to one binary from several names: keep the first.
@@ -602,6 +659,11 @@ class InterpreterFinder:
 
     def for_target(self, target, platform_specific: bool) -> tuple[Optional[Interpreter], str]:
         """(an interpreter that builds wheels TARGET can install, or None; why not, when None)."""
+        if platform_specific:
+            # Every Python here runs on this machine: a platform it is not needs no search.
+            why = platform_mismatch(controller_platform(), target)
+            if why:
+                return None, why
         reasons = []
         for interpreter in self.interpreters:
             why = interpreter_mismatch(interpreter, target)

@@ -258,10 +258,9 @@ class WheelhouseBuilder:
     def _build_wheel(self, source: "_BuildSource", interpreter: Optional[Interpreter] = None) -> str:
         """The wheel built from SOURCE (by INTERPRETER, else the one uv picks), built once per key."""
         out_dir = self._built_dir(source, interpreter)
-        if os.path.isdir(out_dir):
-            wheels = [name for name in os.listdir(out_dir) if name.endswith(".whl")]
-            if len(wheels) == 1:
-                return os.path.join(out_dir, wheels[0])
+        cached = _cached_wheel(out_dir)
+        if cached:
+            return cached
         if self.check_mode:
             raise _WouldBuild(source.label)
         os.makedirs(os.path.dirname(out_dir), exist_ok=True)
@@ -286,11 +285,24 @@ class WheelhouseBuilder:
             if len(wheels) != 1:
                 raise BuildError("Building %s produced %d wheels, expected one." % (source.label, len(wheels)))
             check_wheel_identity(wheels[0], source.name, source.version, source.label)
+            # The wheel's hash, recorded when it was built: a cached wheel that no longer matches is
+            # never shipped (it is built again).
+            record = {"wheel": wheels[0], "sha256": file_sha256(os.path.join(out, wheels[0])), "source": source.key,
+                      "interpreter": interpreter.variant if interpreter else None,
+                      "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            _write_text(os.path.join(out, _BUILD_RECORD), json.dumps(record, indent=2, sort_keys=True) + "\n")
             shutil.rmtree(out_dir, ignore_errors=True)
-            os.replace(out, out_dir)
+            try:
+                os.replace(out, out_dir)
+            except OSError:
+                pass  # a concurrent run placed its build first: use that one, as every later run will
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return os.path.join(out_dir, wheels[0])
+        cached = _cached_wheel(out_dir)
+        if not cached:
+            raise BuildError("The build cache %s does not hold the wheel just built; remove it and run again."
+                             % out_dir)
+        return cached
 
     def _materialize(self, source: "_BuildSource", work: str) -> str:
         """The directory to build SOURCE from: the tree itself, an unpacked sdist or a git checkout."""
@@ -312,8 +324,8 @@ class WheelhouseBuilder:
         """What to build PACKAGE from, with its cache key; nothing is fetched here."""
         common = dict(name=package.name, version=package.version, label=label)
         if package.is_local_tree or is_root:
-            tree = package.local_path or os.path.normpath(os.path.join(os.path.dirname(self._lock_path()),
-                                                                         package.source))
+            tree = package.local_path or os.path.normpath(
+                os.path.join(os.path.dirname(self._lock_path()), package.source))
             if not os.path.isdir(tree):
                 raise WheelhouseError("%s: its source directory %s does not exist; restore it or re-run "
                                       "'uv lock'." % (label, tree))
@@ -692,6 +704,22 @@ class _BuildSource:
     sdist: Optional[Artifact] = None
     git: Optional[GitSource] = None
     subdirectory: Optional[str] = None
+
+
+_BUILD_RECORD = "build.json"
+
+
+def _cached_wheel(out_dir: str) -> Optional[str]:
+    """The wheel in a build cache entry when it still has the sha256 recorded at build time, else None."""
+    try:
+        with open(os.path.join(out_dir, _BUILD_RECORD), encoding="utf-8") as handle:
+            record = json.load(handle)
+        path = os.path.join(out_dir, os.path.basename(str(record["wheel"])))
+        if os.path.isfile(path) and file_sha256(path) == record["sha256"]:
+            return path
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _wheel_version(filename: str) -> str:

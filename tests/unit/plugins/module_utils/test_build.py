@@ -327,3 +327,27 @@ def test_missing_subdirectory(tmp_path, repo):
     source = parse_git_source("file://%s?subdirectory=nope#%s" % (path, first))
     with pytest.raises(BuildError, match="subdirectory 'nope' does not exist"):
         GitFetcher(str(tmp_path / "git")).checkout(source, "pkg 1.0", str(tmp_path / "co"))
+
+
+# -- the build cache records each wheel's hash ------------------------------------------------------
+
+
+def test_cached_wheel_is_used_only_while_it_matches_its_recorded_hash(tmp_path):
+    import hashlib
+    import json
+
+    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import _cached_wheel
+
+    entry = tmp_path / "built" / "tree-abc" / "any"
+    entry.mkdir(parents=True)
+    wheel = entry / "pkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel bytes")
+    assert _cached_wheel(str(entry)) is None  # no record: built by an older recipe, build again
+    (entry / "build.json").write_text(json.dumps({"wheel": wheel.name,
+                                                  "sha256": hashlib.sha256(b"wheel bytes").hexdigest()}))
+    assert _cached_wheel(str(entry)) == str(wheel)
+    wheel.write_bytes(b"tampered")
+    assert _cached_wheel(str(entry)) is None
+    (entry / "build.json").write_text(json.dumps({"wheel": "../../escape.whl", "sha256": "0" * 64}))
+    assert _cached_wheel(str(entry)) is None
+    assert _cached_wheel(str(tmp_path / "missing")) is None
