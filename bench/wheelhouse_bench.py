@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -163,6 +164,13 @@ def _instrument(timings: dict) -> None:
         setattr(owner, attribute, functools.wraps(original)(wrapper))
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children (uv subprocesses)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def child(spec_json: str) -> int:
     started = time.perf_counter()
     spec = json.loads(spec_json)
@@ -188,12 +196,13 @@ def child(spec_json: str) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(spec["profile"])
+    cpu = _cpu_seconds()
     store = os.path.join(spec["cache_dir"], "store")
     stored = sum(os.path.getsize(os.path.join(root, name)) for root, dummy, names in os.walk(store) for name in names)
     print(json.dumps({"run": elapsed, "startup": imported - started, "changed": result.changed,
                       "downloaded": result.downloaded, "reused": result.reused, "requests": result.requests,
                       "files": result.files, "bytes": result.bytes, "built": result.built, "stored_bytes": stored,
-                      "phases": timings, "targets": {k: v["files"] for k, v in result.targets.items()}}))
+                      "cpu": cpu, "phases": timings, "targets": {k: v["files"] for k, v in result.targets.items()}}))
     return 0
 
 
@@ -329,35 +338,42 @@ class Bench:
         data["dir"] = run
         return data
 
-    def uv_sync(self, project: str) -> float:
+    def timed(self, argv: list, env: dict) -> dict:
+        """Wall time and CPU time (user + system) of one peer command."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        self.sh(argv, env=env)
+        elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {"run": elapsed, "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
+
+    def uv_sync(self, project: str) -> dict:
+        """The peer: what uv itself needs to get the same set, from an empty uv cache into a fresh venv."""
         run = self.fresh("uv-sync")
         env = self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache"), UV_PROJECT_ENVIRONMENT=os.path.join(run, "venv"))
-        t0 = time.perf_counter()
-        self.sh([self.uv, "sync", "--frozen", "--no-install-project", "--python", "3.11", "--quiet",
-                 "--directory", project], env=env)
-        elapsed = time.perf_counter() - t0
+        data = self.timed([self.uv, "sync", "--frozen", "--no-install-project", "--python", "3.11", "--quiet",
+                           "--directory", project], env)
         self.scrub(run)
-        return elapsed
+        return data
 
-    def pip_download(self, project: str) -> float:
+    def pip_download(self, project: str) -> dict:
         run = self.fresh("pip")
-        t0 = time.perf_counter()
-        self.sh([sys.executable, "-m", "pip", "download", "--isolated", "--quiet", "--disable-pip-version-check",
-                 "--no-deps", "--only-binary", ":all:", "--no-cache-dir", "-r",
-                 os.path.join(project, "requirements.txt"), "-d", os.path.join(run, "wheels")], env=self.env())
-        elapsed = time.perf_counter() - t0
+        data = self.timed([sys.executable, "-m", "pip", "download", "--isolated", "--quiet",
+                           "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
+                           "-r", os.path.join(project, "requirements.txt"), "-d", os.path.join(run, "wheels")],
+                          self.env())
         self.scrub(run)
-        return elapsed
+        return data
 
     # -- driver -----------------------------------------------------------------------
 
-    def record(self, key: tuple, value: float, info: dict | None = None) -> None:
-        self.samples.setdefault(key, []).append(value)
-        if info is not None:
-            self.info.setdefault(key, []).append(info)
-        say("    %-34s %8.3f s%s" % (" ".join(str(k) for k in key), value,
-                                    "" if info is None else "  (requests=%s downloaded=%s files=%s)"
-                                    % (info.get("requests"), info.get("downloaded"), info.get("files"))))
+    def record(self, key: tuple, info: dict) -> None:
+        self.samples.setdefault(key, []).append(info["run"])
+        self.info.setdefault(key, []).append(info)
+        say("    %-14s %8.3f s  cpu %6.2f s%s" % (
+            " ".join(str(k) for k in key), info["run"], info.get("cpu", 0.0),
+            "  requests=%s downloaded=%s files=%s" % (info["requests"], info["downloaded"], info["files"])
+            if "requests" in info else ""))
 
     def run_size(self, size: int) -> None:
         say("== %d-package project" % size)
@@ -372,7 +388,7 @@ class Bench:
         def cold(key: str, targets: dict, seeded: str = "", keep: bool = False):
             def contender() -> None:
                 data = self.airgap_cold(project, targets, seeded)
-                self.record((size, key), data["run"], data)
+                self.record((size, key), data)
                 if keep:
                     last[key] = data
                 else:
@@ -402,7 +418,7 @@ class Bench:
                 where = (os.path.join(run, "cache"), os.path.join(run, "dest"), os.path.join(run, "uv-cache"))
                 for dummy in range(self.args.warm_repeat):
                     warm = self.airgap(project, targets, *where)
-                    self.record((size, key), warm["run"], warm)
+                    self.record((size, key), warm)
                 if self.args.profile and rep == 0 and size == max(self.args.sizes):
                     out = os.path.join(self.args.profile, "%s-%d.prof" % (key, size))
                     self.airgap(project, targets, *where, profile=out)
@@ -427,20 +443,18 @@ class Bench:
         project = self.make_project(size, packaged=True)
         for rep in range(self.args.repeat):
             data = self.airgap_cold(project, ONE_TARGET, "lock")
-            self.record((size, "cold1_build"), data["run"], data)
+            self.record((size, "cold1_build"), data)
             self.scrub(data["dir"])
             run = self.fresh("uv-sync-build")
             env = self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache"), UV_PROJECT_ENVIRONMENT=os.path.join(run, "venv"))
-            t0 = time.perf_counter()
-            self.sh([self.uv, "sync", "--frozen", "--no-editable", "--python", "3.11", "--quiet",
-                     "--directory", project], env=env)
-            self.record((size, "uv_sync_build"), time.perf_counter() - t0)
+            self.record((size, "uv_sync_build"), self.timed(
+                [self.uv, "sync", "--frozen", "--no-editable", "--python", "3.11", "--quiet", "--directory", project],
+                env))
             self.scrub(run)
             run = self.fresh("uv-build")
-            t0 = time.perf_counter()
-            self.sh([self.uv, "build", "--wheel", "--quiet", "--out-dir", os.path.join(run, "out"), project],
-                    env=self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache")))
-            self.record((size, "uv_build_only"), time.perf_counter() - t0)
+            self.record((size, "uv_build_only"), self.timed(
+                [self.uv, "build", "--wheel", "--quiet", "--out-dir", os.path.join(run, "out"), project],
+                self.env(UV_CACHE_DIR=os.path.join(run, "uv-cache"))))
             self.scrub(run)
 
     def main(self) -> int:
@@ -496,7 +510,7 @@ class Bench:
         for size in self.args.sizes:
             counts = self.counts.get(size, {})
             one = str(counts.get(ONE_TARGET_ID, "?"))
-            five = "%d (5 targets)" % sum(counts.values()) if counts else "?"
+            five = "%d over 5 targets" % sum(counts.values()) if counts else "?"
             cold1 = self.median(size, "cold1")
             sync = self.median(size, "uv_sync")
             pip = self.median(size, "pip")
@@ -517,6 +531,9 @@ class Bench:
                     name, "" if quiet else " (made requests or changed)")
                 row(label, packages, self.median(size, key), "-", None, "abs", limit,
                     "<= 0.2 s, 0 requests" if limit else "info", extra_ok=quiet)
+            if pip is not None and sync is not None:
+                row("for scale: uv sync vs pip download (peer vs peer)", one, None, "-", None, "abs", None,
+                    "uv sync / pip = %.2fx" % (sync / pip))
             row("cold, 5 targets (fully cold)", five, self.median(size, "cold5"), "airgap.uv 1 target, fully cold",
                 cold1, "ratio", 1.5, "<= 1.5x")
             if self.samples.get((size, "cold1_build")):
@@ -526,8 +543,8 @@ class Bench:
                     self.median(size, "uv_build_only"), "-", None, "abs", None, "info")
 
         rows += ["", "Where airgap.uv's time goes (medians, seconds; nested phases indented):", "",
-                 "| run | size | total | " + " | ".join(PHASE_COLUMNS) + " | startup+imports | bytes fetched | requests |",
-                 "|---|---:|---:|" + "---:|" * (len(PHASE_COLUMNS) + 3)]
+                 "| run | size | total | CPU | " + " | ".join(PHASE_COLUMNS) + " | startup+imports | bytes fetched | requests |",
+                 "|---|---:|---:|---:|" + "---:|" * (len(PHASE_COLUMNS) + 3)]
         for size in self.args.sizes:
             for key in ("cold1", "cold1_uvlock", "cold1_uvbin", "cold5", "warm1", "warm5", "cold1_build"):
                 infos = self.info.get((size, key), [])
@@ -538,11 +555,22 @@ class Bench:
                     label = column.strip("> ")
                     values = [i["phases"].get(label, 0.0) for i in infos]
                     cells.append("%.3f" % statistics.median(values))
-                rows.append("| %s | %d | %.3f | %s | %.3f | %.1f MB | %d |" % (
-                    key, size, statistics.median(i["run"] for i in infos), " | ".join(cells),
+                rows.append("| %s | %d | %.3f | %.2f | %s | %.3f | %.1f MB | %d |" % (
+                    key, size, statistics.median(i["run"] for i in infos),
+                    statistics.median(i["cpu"] for i in infos), " | ".join(cells),
                     statistics.median(i["startup"] for i in infos),
                     statistics.median(i["stored_bytes"] for i in infos) / 1e6 if not key.startswith("warm") else 0.0,
                     max(i["requests"] for i in infos)))
+        rows += ["", "Peers (medians):", "", "| peer | size | wall | CPU (user+sys) |", "|---|---:|---:|---:|"]
+        for size in self.args.sizes:
+            for key, name in (("uv_sync", "uv sync --frozen --no-install-project, empty uv cache, fresh venv"),
+                              ("pip", "pip download --no-deps --only-binary :all: --no-cache-dir"),
+                              ("uv_sync_build", "uv sync --no-editable (packaged project)"),
+                              ("uv_build_only", "uv build --wheel (packaged project)")):
+                infos = self.info.get((size, key), [])
+                if infos:
+                    rows.append("| %s | %d | %.3f s | %.2f s |" % (name, size, statistics.median(i["run"] for i in infos),
+                                                                  statistics.median(i["cpu"] for i in infos)))
         return rows, missed
 
 
