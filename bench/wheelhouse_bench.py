@@ -128,7 +128,7 @@ FIVE_TARGETS = {
 
 # Where a run's time goes: (module, owner, attribute, label).  Wrapped only when present, so
 # the bench keeps working while the module evolves.  Nested: uv_release_lock is inside
-# uv_wheel, extract_uv inside publish, uv_subprocess inside check_lock and uv_release_lock.
+# uv_wheel; extract_uv and compare_published inside publish.
 PHASES = (
     ("_wheelhouse", "WheelhouseBuilder", "_load_lock", "load_lock"),
     ("_wheelhouse", None, "select_packages", "select"),
@@ -140,6 +140,7 @@ PHASES = (
     ("_download", "ArtifactStore", "ensure", "downloads"),
     ("_wheelhouse", "WheelhouseBuilder", "_publish", "publish"),
     ("_wheelhouse", None, "extract_uv_binaries", "extract_uv"),
+    ("_wheelhouse", "WheelhouseBuilder", "_differs_from_published", "compare_published"),
     ("_wheelhouse", "WheelhouseBuilder", "_build_wheel", "build_wheel"),
 )
 
@@ -502,7 +503,7 @@ class Bench:
                 ok = value is not None and value <= limit and extra_ok
                 verdict = "PASS" if ok else "**FAIL**"
                 if not ok:
-                    missed.append("%s%s [%s packages]" % (name, "" if peer == "-" else " vs " + peer, packages))
+                    missed.append("%s%s [packages: %s]" % (name, "" if peer == "-" else " vs " + peer, packages))
             rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 name, packages, seconds(mine), peer, seconds(theirs),
                 "" if ratio is None else "%.2fx" % ratio, target, verdict))
@@ -532,8 +533,8 @@ class Bench:
                 row(label, packages, self.median(size, key), "-", None, "abs", limit,
                     "<= 0.2 s, 0 requests" if limit else "info", extra_ok=quiet)
             if pip is not None and sync is not None:
-                row("for scale: uv sync vs pip download (peer vs peer)", one, None, "-", None, "abs", None,
-                    "uv sync / pip = %.2fx" % (sync / pip))
+                row("for scale: uv sync vs pip download = %.2fx (uv is %.1fx faster than pip here)"
+                    % (sync / pip, pip / sync), one, None, "-", None, "abs", None, "info")
             row("cold, 5 targets (fully cold)", five, self.median(size, "cold5"), "airgap.uv 1 target, fully cold",
                 cold1, "ratio", 1.5, "<= 1.5x")
             if self.samples.get((size, "cold1_build")):
@@ -575,7 +576,7 @@ class Bench:
 
 
 PHASE_COLUMNS = ("load_lock", "select", "check_lock", "uv_version", "choose_wheels", "uv_wheel",
-                 "> uv_release_lock", "downloads", "publish", "> extract_uv")
+                 "> uv_release_lock", "downloads", "publish", "> extract_uv", "> compare_published")
 
 
 def seconds(value: float | None) -> str:
@@ -596,8 +597,14 @@ def machine_notes(uv: str) -> str:
                     break
     except OSError:
         pass
-    return ("machine: %s, %d CPUs, %s %s, Python %s, %s, %s" % (
-        cpu, os.cpu_count() or 0, platform.system(), platform.release(), platform.python_version(), uv_v, pip_v))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = subprocess.run(["git", "-C", here, "log", "-1", "--format=%h %cI"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "plugins"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    return ("machine: %s, %d CPUs, %s %s, Python %s, %s, %s\ncode: commit %s%s" % (
+        cpu, os.cpu_count() or 0, platform.system(), platform.release(), platform.python_version(), uv_v, pip_v,
+        git or "?", " + uncommitted changes under plugins/" if dirty else ""))
 
 
 def say(message: str) -> None:

@@ -112,6 +112,7 @@ class ArtifactStore:
             os.close(fd)
             try:
                 shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o644)
                 os.replace(tmp, final)
             except BaseException:
                 _unlink(tmp)
@@ -223,6 +224,8 @@ class ArtifactStore:
                                     "check the index or re-lock."
                                     % (request.label or request.filename, redact_url(request.url),
                                        actual, request.sha256))
+            # mkstemp makes 0600; stored files end up in wheelhouses other users read.
+            os.chmod(tmp, 0o644)
             os.replace(tmp, final)
         except BaseException:
             if fd >= 0:

@@ -458,7 +458,7 @@ def uv_failure(what: str, res: CommandResult, hint: str = "") -> SyncError:
     msg = "%s %s" % (what, cause)
     if tail:
         msg += ":\n" + tail
-    if hint:
+    if hint and res.rc >= 0:  # a signal is not a wheelhouse problem
         msg += "\n" + hint
     return SyncError(msg, cmd=res.argv, rc=res.rc, stdout=res.stdout[-4000:], stderr=res.stderr[-8000:])
 
@@ -805,11 +805,21 @@ class ReleaseStore:
                     "Cannot create directory %s: %s (running as %s); fix the permissions of its parent, "
                     "run with become, or choose another venv/releases_dir" % (path, exc.strerror, _whoami())
                 )
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise SyncError(
-                    "Directory %s is not writable by %s; fix its ownership/permissions or run with become"
-                    % (path, _whoami())
-                )
+        self.require_writable(self.releases_dir)
+
+    @staticmethod
+    def require_writable(path: str) -> None:
+        """Fail unless the running user can create entries in PATH.
+
+        The directory holding the venv symlink is checked only before a switch (build,
+        adopt, rollback): a run with nothing to do, for example by the owner the releases
+        were handed over to, does not need to write there.
+        """
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SyncError(
+                "Directory %s is not writable by %s; fix its ownership/permissions or run with become"
+                % (path, _whoami())
+            )
 
     def new_release(self, suffix: str = "") -> Release:
         now = time.time()
@@ -1158,9 +1168,9 @@ class SyncRunner:
         args.append(t.cast(str, p.requirements))
         return args
 
-    def _sync(self, python: str, dry_run: bool, what: str) -> t.Tuple[CommandResult, str]:
-        """Run ``uv pip sync`` honouring ``network``; returns the result and the mode used."""
-        mode = self.p.network
+    def _sync(self, python: str, dry_run: bool, what: str, mode: t.Optional[str] = None) -> t.Tuple[CommandResult, str]:
+        """Run ``uv pip sync`` honouring ``network`` (or MODE); returns the result and the mode used."""
+        mode = mode or self.p.network
         if mode == "offline":
             res = self.uv.run(self._sync_args(python, dry_run, online=False), offline=True)
             if res.rc != 0:
@@ -1237,6 +1247,7 @@ class SyncRunner:
         plan: t.Optional[Plan] = None
         if view.kind == "directory":  # adopt=true: a fresh release is built in any case
             if not self.check_mode:
+                self.store.require_writable(os.path.dirname(self.store.venv))
                 current = self.store.adopt()
             try:
                 plan = self._plan(current.python if current else os.path.join(p.venv, "bin", "python"), after)
@@ -1285,15 +1296,19 @@ class SyncRunner:
         if self.check_mode:
             return self._result(True, plan.before, after, plan.reinstalled, current, previous, plan.network_used, "; ".join(reasons))
 
-        release, network_used, installed = self._build(reqs, current)
+        # A fallback whose dry run already found the index unusable installs offline at once
+        # instead of paying uv's retries a second time.
+        build_mode = "offline" if p.network == "fallback" and plan.network_used == "offline" else None
+        release, network_used, installed = self._build(reqs, current, build_mode)
         removed_releases = self.store.cleanup(p.keep_releases, [release, current])
         self._chown_shared()
         return self._result(
-            True, plan.before, installed, plan.reinstalled, release, current, plan.network_used or network_used,
+            True, plan.before, installed, plan.reinstalled, release, current, network_used,
             "; ".join(reasons), pruned=removed_releases,
         )
 
-    def _build(self, reqs: t.Mapping[str, Requirement], current: t.Optional[Release]) -> t.Tuple[Release, str, t.Dict[str, str]]:
+    def _build(self, reqs: t.Mapping[str, Requirement], current: t.Optional[Release],
+               mode: t.Optional[str] = None) -> t.Tuple[Release, str, t.Dict[str, str]]:
         """Build, check and switch to a new release; on any failure remove it."""
         p = self.p
         if not os.path.isdir(p.cache_dir):
@@ -1305,10 +1320,11 @@ class SyncRunner:
         if not os.access(p.cache_dir, os.W_OK | os.X_OK):
             raise SyncError("uv cache %s is not writable by %s; set cache_dir to a writable path or fix its ownership"
                             % (p.cache_dir, _whoami()))
+        self.store.require_writable(os.path.dirname(self.store.venv))
         release = self.store.new_release()
         try:
             self._create_venv(release.path)
-            _res, network_used = self._sync(release.python, dry_run=False, what="uv pip sync")
+            _res, network_used = self._sync(release.python, dry_run=False, what="uv pip sync", mode=mode)
             smoke = run_command([release.python, "-c", ""], uv_environment(self.uv.environ, p.cache_dir, True))
             if smoke.rc != 0:
                 raise SyncError("Smoke check of the new release failed (%s -c '' exited %d): %s"
@@ -1355,6 +1371,7 @@ class SyncRunner:
                 "and a second release must have been built)" % (self.p.venv, self.store.releases_dir)
             )
         if not self.check_mode:
+            self.store.require_writable(os.path.dirname(self.store.venv))
             self.store.activate(target)
         return self._result(
             True, current.packages, target.packages, set(), current if self.check_mode else target,

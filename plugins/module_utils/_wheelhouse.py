@@ -743,16 +743,19 @@ def _link_or_copy(source: str, destination: str) -> None:
 def _place(source: str, destination: str, sha256: str) -> bool:
     """Put SOURCE at DESTINATION atomically unless an identical file is there; True if written."""
     if os.path.isfile(destination):
+        same = False
         try:
-            if os.path.samefile(source, destination):
-                return False
+            same = os.path.samefile(source, destination)
         except OSError:
             pass
-        if file_sha256(destination) == sha256:
+        if same or file_sha256(destination) == sha256:
+            if os.stat(destination).st_mode & 0o777 != 0o644:
+                os.chmod(destination, 0o644)  # older caches stored files 0600
             return False
     tmp = destination + ".incoming-%d" % os.getpid()
     try:
         _link_or_copy(source, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, destination)
     finally:
         if os.path.exists(tmp):
