@@ -15,6 +15,7 @@ machine and network hits every contender alike:
 
 * airgap.uv, 1 target, fully cold: fresh cache_dir, fresh dest, fresh UV_CACHE_DIR.
 * airgap.uv, 1 target, cold packages but cache_dir/uv-releases (the uv-binary lock) present.
+* airgap.uv, 1 target, uv-binary lock and uv wheel present: only the packages are fetched.
 * airgap.uv, 5 targets, fully cold.
 * uv sync --frozen --no-install-project into a fresh venv with a fresh UV_CACHE_DIR (peer).
 * pip download --no-deps --only-binary :all: --no-cache-dir of the exported requirements (peer).
@@ -544,7 +545,8 @@ class Bench:
                     self.median(size, "uv_build_only"), "-", None, "abs", None, "info")
 
         rows += ["", "Where airgap.uv's time goes (medians, seconds; nested phases indented):", "",
-                 "| run | size | total | CPU | " + " | ".join(PHASE_COLUMNS) + " | startup+imports | bytes fetched | requests |",
+                 "| run | size | total | CPU | " + " | ".join(PHASE_COLUMNS)
+                 + " | startup+imports | bytes fetched | requests |",
                  "|---|---:|---:|---:|" + "---:|" * (len(PHASE_COLUMNS) + 3)]
         for size in self.args.sizes:
             for key in ("cold1", "cold1_uvlock", "cold1_uvbin", "cold5", "warm1", "warm5", "cold1_build"):
@@ -570,8 +572,9 @@ class Bench:
                               ("uv_build_only", "uv build --wheel (packaged project)")):
                 infos = self.info.get((size, key), [])
                 if infos:
-                    rows.append("| %s | %d | %.3f s | %.2f s |" % (name, size, statistics.median(i["run"] for i in infos),
-                                                                  statistics.median(i["cpu"] for i in infos)))
+                    rows.append("| %s | %d | %.3f s | %.2f s |" % (
+                        name, size, statistics.median(i["run"] for i in infos),
+                        statistics.median(i["cpu"] for i in infos)))
         return rows, missed
 
 
@@ -587,7 +590,8 @@ def seconds(value: float | None) -> str:
 
 def machine_notes(uv: str) -> str:
     uv_v = subprocess.run([uv, "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
-    pip_v = subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.PIPE, text=True).stdout.split(" from ")[0]
+    pip_v = subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.PIPE,
+                           text=True).stdout.split(" from ")[0]
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -622,7 +626,8 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--no-pip", action="store_true", help="skip the (slow) pip download peer")
     parser.add_argument("--with-build", action="store_true",
                         help="also time a packaged project (the run includes uv build of the project)")
-    parser.add_argument("--profile", metavar="DIR", help="write cProfile stats of cold and warm runs of the largest size")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="write cProfile stats of cold and warm runs of the largest size")
     parser.add_argument("--workers", type=int, default=8, help="WheelhouseOptions.workers (default 8)")
     parser.add_argument("--uv", default=os.path.join(VENV_BIN, "uv"), help="uv executable (default: next to Python)")
     parser.add_argument("--workdir", default=None, help="where the temporary tree goes (default: system temp)")

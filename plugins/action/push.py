@@ -50,8 +50,8 @@ class ActionModule(ActionBase):
         if not os.path.isdir(src):
             raise AnsibleActionFail("src %s is not a directory on the controller." % src)
         files = describe_tree(src)
-        answer = self._execute_module(module_name="airgap.uv.push", module_args=dict(dest=args["dest"], files=files),
-                                      task_vars=task_vars)
+        answer = self._execute_module(module_name="airgap.uv.push",
+                                      module_args=dict(src=src, dest=args["dest"], files=files), task_vars=task_vars)
         if answer.get("failed"):
             return answer
         wanted = answer["wanted"]
@@ -75,7 +75,7 @@ class ActionModule(ActionBase):
             self._fixup_perms2((remote_tmp, remote_bundle))
             applied = self._execute_module(
                 module_name="airgap.uv.push",
-                module_args=dict(dest=args["dest"], files={name: files[name] for name in wanted},
+                module_args=dict(src=src, dest=args["dest"], files={name: files[name] for name in wanted},
                                  archive=remote_bundle),
                 task_vars=task_vars)
         finally:

@@ -20,11 +20,14 @@ text of lower-level errors passes through :meth:`CredentialProvider.redact`.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
@@ -91,6 +94,7 @@ class ArtifactStore:
         self.backoff = backoff
         self._progress = progress
         self._lock = threading.Lock()
+        self._keepalive = _KeepAlive(timeout)
         self.requests_made = 0
 
     def path_for(self, sha256: str) -> str:
@@ -239,6 +243,14 @@ class ArtifactStore:
         for dummy in range(_MAX_REDIRECTS + 1):
             authorization = self.credentials.authorization(url)
             try:
+                if not _uses_proxy(url):
+                    response = self._keepalive.get(strip_userinfo(url), {"Authorization": authorization}
+                                                   if authorization else {})
+                    if response.status >= 300:
+                        # The same HTTPError open_url raises, so both paths share the handling below.
+                        response.close()
+                        raise HTTPError(strip_userinfo(url), response.status, response.reason, response.headers, None)
+                    return response
                 return open_url(strip_userinfo(url), timeout=self.timeout, http_agent="airgap.uv",
                                 headers={"Authorization": authorization} if authorization else None,
                                 unredirected_headers=["Authorization"], use_netrc=False,
@@ -271,6 +283,83 @@ class ArtifactStore:
 
 class _Retryable(Exception):
     pass
+
+
+class _KeepAlive:
+    """HTTP/1.1 connections kept open per worker thread and origin, with one TLS context.
+
+    A wheelhouse is hundreds of files from one or two hosts; a new connection (DNS, TCP,
+    TLS) per file costs more than the transfer of most of them. Requests that a proxy
+    setting applies to go through open_url instead (see ArtifactStore._open).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        self._tls = ssl.create_default_context()
+
+    def _connections(self) -> dict:
+        if not hasattr(self._local, "connections"):
+            self._local.connections = {}
+        return self._local.connections
+
+    def get(self, url: str, headers: dict):
+        """Send GET; return the response of any status. The caller reads or closes it."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname, parts.port)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        headers = dict(headers, **{"User-Agent": "airgap.uv", "Accept-Encoding": "identity"})
+        connections = self._connections()
+        for attempt in (1, 2):
+            connection = connections.get(origin)
+            reused = connection is not None
+            if connection is None:
+                if parts.scheme == "https":
+                    connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
+                                                             context=self._tls)
+                else:
+                    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+                connections[origin] = connection
+            try:
+                connection.request("GET", target, headers=headers)
+                return _PooledResponse(connection.getresponse(), connection, connections, origin)
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                connections.pop(origin, None)
+                # A kept-alive connection the server has closed meanwhile: one fresh try.
+                if not reused or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class _PooledResponse:
+    """A response that hands its connection back only when it was read to the end."""
+
+    def __init__(self, response, connection, connections: dict, origin: tuple) -> None:
+        self._response = response
+        self._connection = connection
+        self._connections = connections
+        self._origin = origin
+        self.status = response.status
+        self.reason = response.reason
+        self.headers = response.headers
+
+    def read(self, size: int = -1) -> bytes:
+        return self._response.read(size)
+
+    def close(self) -> None:
+        finished = self._response.isclosed()
+        self._response.close()
+        if not finished or self._response.will_close:
+            self._connection.close()
+            if self._connections.get(self._origin) is self._connection:
+                del self._connections[self._origin]
+
+
+def _uses_proxy(url: str) -> bool:
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 def _close_quietly(response) -> None:

@@ -31,6 +31,15 @@ options:
     description: Directory on the host. Created (mode 0755) when missing.
     type: path
     required: true
+  files:
+    description:
+      - Internal, set by the action plugin; do not set it. The files of O(src) with their sha256,
+        size and mode.
+    type: dict
+  archive:
+    description:
+      - Internal, set by the action plugin; do not set it. The uploaded archive of the files to write.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -160,14 +169,18 @@ def main() -> None:
     # send, then with the uploaded archive to put it in place.
     module = AnsibleModule(
         argument_spec=dict(
+            src=dict(type="path", required=True),
             dest=dict(type="path", required=True),
-            files=dict(type="dict", required=True),
+            files=dict(type="dict"),
             archive=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     dest = module.params["dest"]
     files = module.params["files"]
+    if files is None:
+        module.fail_json(msg="airgap.uv.push runs through its action plugin; call it as a task, not with ansible -m "
+                             "on a raw module path.")
     try:
         if module.params["archive"] is None:
             module.exit_json(changed=False, wanted=plan(dest, files))

@@ -49,9 +49,9 @@ options:
   targets:
     description:
       - Map of host name to that host's C(airgap_uv_target) fact from M(airgap.uv.target_facts).
-      - For a host the controller cannot reach, a short description works too, for example
-        C({python: 3.12.3, os: linux, arch: aarch64, libc: glibc, libc_version: "2.35"})
-        (C(macos_version) on C(darwin); C(os) is one of C(linux), C(darwin), C(windows)).
+      - "For a host the controller cannot reach, a short description works too, for example
+        C({python: 3.12.3, os: linux, arch: aarch64, libc: glibc, libc_version: '2.35'})
+        (C(macos_version) on C(darwin); C(os) is one of C(linux), C(darwin), C(windows))."
       - Hosts with equal targets share one install file.
     type: dict
     required: true

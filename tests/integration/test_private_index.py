@@ -106,7 +106,7 @@ def run_and_check(private_index, project, tmp_path, cache, facts, uv, check_lock
     for path in (os.path.join(dest, "files", name), os.path.join(dest, "targets", TARGET, "wheelhouse", name)):
         assert sha256_of(path) == expected
     manifest = json.loads(open(os.path.join(dest, "targets", TARGET, "manifest.json"), encoding="utf-8").read())
-    assert {(f["name"], f["sha256"]) for f in manifest["files"]} >= {(PRIVATE_PACKAGE, expected)}
+    assert {(f.get("name"), f["sha256"]) for f in manifest["files"]} >= {(PRIVATE_PACKAGE, expected)}
     requirements = open(os.path.join(dest, "targets", TARGET, "requirements.txt"), encoding="utf-8").read()
     assert "%s==1.0.0 \\\n    --hash=sha256:%s" % (PRIVATE_PACKAGE, expected) in requirements
     assert sorted(result.targets[TARGET]["packages"]) == sorted(

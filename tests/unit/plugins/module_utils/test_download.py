@@ -135,3 +135,41 @@ def test_local_path_is_copied_and_verified(tmp_path):
 def test_credentials_are_redacted():
     assert redact_url("https://user:secret@index.invalid/simple/x.whl") == "https://***@index.invalid/simple/x.whl"
     assert redact_url("https://index.invalid/x.whl") == "https://index.invalid/x.whl"
+
+
+class _KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 server that serves b"file N" for /N and counts connections."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self):
+        type(self).connections += 1
+        super().setup()
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        body = ("file %s" % self.path.strip("/")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_one_connection_serves_many_files(tmp_path):
+    _KeepAliveHandler.connections = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d" % httpd.server_address[1]
+        requests = [FileRequest(filename="f%d.whl" % n, sha256=hashlib.sha256(b"file %d" % n).hexdigest(),
+                                url="%s/%d" % (base, n)) for n in range(6)]
+        store = ArtifactStore(str(tmp_path), workers=1)
+        assert set(store.ensure(requests).values()) == {"downloaded"}
+        assert store.requests_made == 6
+        assert _KeepAliveHandler.connections == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
