@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from ansible_collections.airgap.uv.plugins.module_utils._download import file_sha256
+
 try:
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
@@ -290,15 +292,7 @@ def tree_digest(directory: str, skip_dirs: Iterable[str] = SKIP_DIRS) -> str:
             elif not os.path.isfile(path):
                 continue
             mode = b"x" if os.access(path, os.X_OK) else b"-"
-            digest.update(b"F" + rel.encode() + b"\0" + mode + _file_sha256(path).encode() + b"\0")
-    return digest.hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+            digest.update(b"F" + rel.encode() + b"\0" + mode + file_sha256(path).encode() + b"\0")
     return digest.hexdigest()
 
 

@@ -30,6 +30,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+import typing as t
 from typing import Callable, Iterable, Optional
 from urllib.error import HTTPError, URLError
 from urllib.parse import urljoin, urlsplit
@@ -69,6 +70,19 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     return scheme + sep + netloc + slash + tail
+
+
+def write_atomically(path: str, fill: Callable[[t.BinaryIO], None], mode: int = 0o644) -> None:
+    """Write PATH through FILL into a temporary file beside it, then rename: never half-written."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
 
 
 def file_sha256(path: str) -> str:

@@ -20,6 +20,8 @@ import tempfile
 import zipfile
 from typing import Optional, Sequence
 
+from ansible_collections.airgap.uv.plugins.module_utils._download import write_atomically
+
 _UV_VERSION_RE = re.compile(r"^uv (\d+\.\d+\.\d+\S*)")
 
 
@@ -114,15 +116,7 @@ def extract_uv_binaries(wheel_path: str, destination: str) -> list[str]:
             raise UvError("%s holds no uv binary under *.data/scripts/." % os.path.basename(wheel_path))
         for name in names:
             target = os.path.join(destination, name)
-            fd, tmp = tempfile.mkstemp(dir=destination, prefix=".incoming-")
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(scripts[name]) as src:
-                    shutil.copyfileobj(src, out)
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            with archive.open(scripts[name]) as src:
+                write_atomically(target, lambda out, src=src: shutil.copyfileobj(src, out), mode=0o755)
             written.append(target)
     return written

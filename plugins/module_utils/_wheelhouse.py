@@ -56,6 +56,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._download import (
     DownloadError,
     FileRequest,
     file_sha256,
+    write_atomically,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     Artifact,
@@ -764,13 +765,4 @@ def _place(source: str, destination: str, sha256: str) -> bool:
 
 
 def _write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda out: out.write(text.encode("utf-8")))
