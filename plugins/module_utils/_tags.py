@@ -289,7 +289,8 @@ def target_tags(
     return tags
 
 
-def _priority_map(tags: t.Sequence[Tag]) -> dict[Tag, int]:
+def priority_map(tags: t.Sequence[Tag]) -> dict[Tag, int]:
+    """{tag: rank}, 0 the best, for repeated choices against the same target."""
     ranks: dict[Tag, int] = {}
     for index, tag in enumerate(tags):
         ranks.setdefault(tag, index)
@@ -298,7 +299,7 @@ def _priority_map(tags: t.Sequence[Tag]) -> dict[Tag, int]:
 
 def wheel_priority(filename: str, tags: t.Sequence[Tag] | t.Mapping[Tag, int]) -> int | None:
     """Return the rank (0 = best) of the wheel's best tag in ``tags``, or None if incompatible."""
-    ranks = tags if isinstance(tags, dict) else _priority_map(t.cast("t.Sequence[Tag]", tags))
+    ranks = tags if isinstance(tags, dict) else priority_map(t.cast("t.Sequence[Tag]", tags))
     try:
         _name, _version, _build, wheel_tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
@@ -311,11 +312,15 @@ def wheel_priority(filename: str, tags: t.Sequence[Tag] | t.Mapping[Tag, int]) -
     return best
 
 
-def choose_wheel(wheels: t.Iterable[Artifact], tags: t.Sequence[Tag]) -> Artifact | None:
-    """Return the wheel uv would install for ``tags`` (best tag; ties: higher build tag, then first listed)."""
+def choose_wheel(wheels: t.Iterable[Artifact], tags: t.Sequence[Tag] | t.Mapping[Tag, int]) -> Artifact | None:
+    """Return the wheel uv would install for ``tags`` (best tag; ties: higher build tag, then first listed).
+
+    ``tags`` may also be the rank map of :func:`priority_map`, which callers choosing for many
+    packages build once.
+    """
     if not HAS_PACKAGING:
         raise TagError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
-    ranks = _priority_map(tags)
+    ranks = tags if isinstance(tags, dict) else priority_map(t.cast("t.Sequence[Tag]", tags))
     best: Artifact | None = None
     best_key: tuple[int, tuple[int, ...] | tuple[int, str] | tuple[()]] | None = None
     for wheel in wheels:

@@ -72,7 +72,13 @@ from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     read_default_groups,
     select_packages,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._tags import TagError, choose_wheel, target_platforms, target_tags
+from ansible_collections.airgap.uv.plugins.module_utils._tags import (
+    TagError,
+    choose_wheel,
+    priority_map,
+    target_platforms,
+    target_tags,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     UvError,
@@ -168,7 +174,7 @@ class WheelhouseBuilder:
         if not os.path.isfile(lock_path):
             raise WheelhouseError("%s is missing; run 'uv lock' in %s and commit uv.lock." % (lock_path, self.project_dir))
         try:
-            return load_lock(lock_path)
+            return load_lock(lock_path, cache_dir=self.options.cache_dir)
         except LockError as exc:
             raise WheelhouseError(str(exc)) from None
 
@@ -237,11 +243,11 @@ class WheelhouseBuilder:
             plan.hosts.append(host)
         return plans
 
-    def _tags_for(self, target: Target) -> list:
+    def _tags_for(self, target: Target) -> dict:
         try:
             platforms = target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
                                          target.macos_version)
-            return target_tags(target.python_version, target.implementation, platforms, target.abiflags)
+            return priority_map(target_tags(target.python_version, target.implementation, platforms, target.abiflags))
         except TagError as exc:
             raise WheelhouseError("Target %s: %s" % (target.id, exc)) from None
 
@@ -348,7 +354,7 @@ class WheelhouseBuilder:
                               "add the host's platform to tool.uv.required-environments and re-lock."
                               % (label, target.id, ", ".join(plan.hosts), offered))
 
-    def _wheel_for_target(self, source: "_BuildSource", target: Target, tags: list, plan: TargetPlan) -> str:
+    def _wheel_for_target(self, source: "_BuildSource", target: Target, tags: Mapping, plan: TargetPlan) -> str:
         """A built wheel TARGET can install: uv's own choice of interpreter when the result is pure,
         else a controller Python of the target's kind on a matching platform."""
         first_error = None
@@ -477,7 +483,7 @@ class WheelhouseBuilder:
         return self._result(plans, changed, lock_sha256, version, downloaded=downloaded, reused=reused,
                             built=built_count)
 
-    def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: list,
+    def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: Mapping,
                       plan: TargetPlan) -> tuple[str, str, Optional[str]]:
         """(filename, sha256, local path of a built wheel or None) of what TARGET installs for PACKAGE."""
         label = ("%s %s" % (package.name, package.version or "")).strip()
@@ -728,7 +734,7 @@ def _wheel_version(filename: str) -> str:
     return parts[1] if filename.endswith(".whl") and len(parts) >= 5 else ""
 
 
-def _installable(wheel_path: str, tags: list) -> bool:
+def _installable(wheel_path: str, tags: Mapping) -> bool:
     name = os.path.basename(wheel_path)
     return choose_wheel([Artifact(filename=name, url=None, path=wheel_path, sha256=None, size=None,
                                   is_wheel=True)], tags) is not None
