@@ -33,20 +33,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import pytest
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_ROOT = os.path.join(_REPO, ".venv", "collections")
-
-
-def _ensure_collection_path() -> None:
-    link = os.path.join(_ROOT, "ansible_collections", "airgap", "uv")
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(_REPO, link)
-    if _ROOT not in sys.path:
-        sys.path.insert(0, _ROOT)
-
-
-_ensure_collection_path()
+# tests/conftest.py makes the collection importable as ansible_collections.airgap.uv.
 
 # Index selection and credentials a test must not inherit from the developer's shell.
 INDEX_ENV_VARS = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROOT = os.path.join(_REPO, ".venv", "collections")
 
 
