@@ -178,7 +178,7 @@ class WheelhouseBuilder:
         except LockError as exc:
             raise WheelhouseError(str(exc)) from None
 
-    def _check_lock_current(self, lock_sha256: str) -> None:
+    def _check_lock_current(self, lock: Lock, lock_sha256: str) -> None:
         """``uv lock --check`` once per (pyproject files, uv.lock) state; cached because it asks the index."""
         digest = hashlib.sha256(lock_sha256.encode())
         for root, dirs, files in os.walk(self.project_dir):
@@ -189,8 +189,14 @@ class WheelhouseBuilder:
         marker = os.path.join(self.options.cache_dir, "lock-checked", digest.hexdigest())
         if os.path.exists(marker):
             return
+        args = ["lock", "--check", "--quiet", "--directory", self.project_dir]
+        # A lock made with `uv lock --exclude-newer DATE` records DATE; uv re-resolves (and calls
+        # the lock stale) unless the check uses the same cut-off.
+        exclude_newer = lock.options.get("exclude-newer")
+        if isinstance(exclude_newer, str):
+            args += ["--exclude-newer", exclude_newer]
         try:
-            run_uv(self.uv, ["lock", "--check", "--quiet", "--directory", self.project_dir], what="uv lock --check")
+            run_uv(self.uv, args, what="uv lock --check")
         except UvError as exc:
             if "needs to be updated" in str(exc):
                 raise WheelhouseError("uv.lock in %s does not match pyproject.toml (uv lock --check); run 'uv lock' "
@@ -426,7 +432,7 @@ class WheelhouseBuilder:
             except SelectionError as exc:
                 raise WheelhouseError("Target %s (hosts %s): %s" % (target_id, ", ".join(plan.hosts), exc)) from None
         if self.options.check_lock:
-            self._check_lock_current(lock_sha256)
+            self._check_lock_current(lock, lock_sha256)
         version = self.options.uv_version or uv_version(self.uv)
         self._check_required_version(version)
 

@@ -191,3 +191,23 @@ def test_required_version_is_honoured(served, uv_cache, tmp_path, required, ok):
     else:
         with pytest.raises(WheelhouseError, match=r"required-version '%s', so uv 0\.13\.8 would refuse" % re.escape(required)):
             builder.run()
+
+
+@pytest.mark.uv_lock
+def test_lock_made_with_exclude_newer_on_the_command_line_is_current(uv_cache, tmp_path):
+    """uv lock --check must use the cut-off the lock records, or a current lock looks stale."""
+    project = tmp_path / "cutoff"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "cutoff"\nversion = "0"\nrequires-python = ">=3.9"\n'
+                                            'dependencies = ["six"]\n[tool.uv]\npackage = false\n')
+    subprocess.run([UV, "lock", "--quiet", "--exclude-newer", "2024-01-01T00:00:00Z", "--directory", str(project)],
+                   check=True)
+    options = WheelhouseOptions(project=str(project), dest=str(tmp_path / "wh"), targets={"web1": facts()},
+                                cache_dir=uv_cache, check_lock=True, uv_version="0.13.8")
+    result = WheelhouseBuilder(options, uv=UV).run()
+    assert result.targets["cpython3.11.2-linux-x86_64-glibc2.36"]["packages"] == ["six==1.16.0"]
+    # A pyproject change the lock does not reflect is still caught.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["six"]', '["six", "idna"]'))
+    with pytest.raises(WheelhouseError, match=r"does not match pyproject\.toml"):
+        WheelhouseBuilder(options, uv=UV).run()
