@@ -4,7 +4,7 @@
 """Shared fixtures for the lock / selection / tag tests.
 
 Tests marked ``uv_lock`` run the real ``uv`` (0.13.x) and need the package index;
-deselect them with ``-m "not uv_lock"``. They are skipped when uv is not found
+deselect them with ``-m "not uv_lock"``. They fail when uv is not found
 (set ``AIRGAP_UV_TEST_UV`` to a uv binary to choose one).
 """
 
@@ -43,7 +43,7 @@ def uv_bin() -> str:
 
     uv = find_uv()
     if not uv:
-        pytest.skip("uv not found (set AIRGAP_UV_TEST_UV)")
+        pytest.fail("uv not found (set AIRGAP_UV_TEST_UV)")
     return uv
 
 
