@@ -246,6 +246,8 @@ class Lock:
     requires_python_raw: str | None = None
     #: ``[manifest] default-groups`` (workspace root's tool.uv.default-groups), or None when absent.
     default_groups: tuple[str, ...] | str | None = None
+    #: sha256 of the file, set by load_lock.
+    sha256: str = ""
 
     def __post_init__(self) -> None:
         self._by_name: dict[str, list[Package]] = {}
@@ -663,18 +665,20 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
     return lock
 
 
-def read_toml(path: str, remedy: str = "fix it") -> dict:
-    """Parse a TOML file (uv.lock, pyproject.toml, uv.toml); a LockError names the file and REMEDY."""
-    _require_libraries()
+def _read_bytes(path: str, remedy: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise LockError("%s: no such file; %s." % (path, remedy)) from None
     except IsADirectoryError:
         raise LockError("%s: is a directory, expected a file." % path) from None
     except OSError as exc:
         raise LockError("%s: cannot read: %s" % (path, exc)) from None
+
+
+def _parse_toml(raw: bytes, path: str, remedy: str) -> dict:
+    _require_libraries()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -685,35 +689,49 @@ def read_toml(path: str, remedy: str = "fix it") -> dict:
         raise LockError("%s: not valid TOML (%s); %s." % (path, exc, remedy)) from None
 
 
+def read_toml(path: str, remedy: str = "fix it") -> dict:
+    """Parse a TOML file (uv.lock, pyproject.toml, uv.toml); a LockError names the file and REMEDY."""
+    _require_libraries()
+    return _parse_toml(_read_bytes(path, remedy), path, remedy)
+
+
 def load_lock(path: str, cache_dir: str | None = None) -> Lock:
-    """Read and validate the uv.lock at ``path``.
+    """Read and validate the uv.lock at ``path``; the result's ``sha256`` is the file's.
 
     With CACHE_DIR, the parsed TOML is kept there as JSON keyed by the file's sha256: a large
     lock takes a quarter of a second to parse as TOML and a hundredth as JSON, which is most
     of a warm wheelhouse run.
     """
     remedy = "resolve merge conflicts or re-create it next to pyproject.toml with `uv lock`, and commit it"
-    cached = None
-    if cache_dir:
-        try:
-            with open(path, "rb") as handle:
-                cached = os.path.join(cache_dir, "parsed-locks", hashlib.sha256(handle.read()).hexdigest() + ".json")
-            with open(cached, encoding="utf-8") as handle:
-                return parse_lock(json.load(handle), path)
-        except (OSError, ValueError):
-            pass
-    data = read_toml(path, remedy)
+    _require_libraries()
+    raw = _read_bytes(path, remedy)
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = os.path.join(cache_dir, "parsed-locks", digest + ".json") if cache_dir else None
+    data = None
     if cached:
         try:
-            os.makedirs(os.path.dirname(cached), exist_ok=True)
-            tmp = "%s.%d.tmp" % (cached, os.getpid())
-            try:
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle)
-                os.replace(tmp, cached)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        except (OSError, TypeError, ValueError):
-            pass  # a cache only: TOML dates or a read-only cache just mean parsing next time
-    return parse_lock(data, path)
+            with open(cached, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            pass
+    if data is None:
+        data = _parse_toml(raw, path, remedy)
+        if cached:
+            _cache_json(cached, data)
+    lock = parse_lock(data, path)
+    lock.sha256 = digest
+    return lock
+
+
+def _cache_json(path: str, data: dict) -> None:
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache only: TOML dates or a read-only cache just mean parsing next time
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -417,7 +417,7 @@ class WheelhouseBuilder:
 
     def run(self) -> WheelhouseResult:
         lock = self._load_lock()
-        lock_sha256 = file_sha256(lock.path)
+        lock_sha256 = lock.sha256
         plans = self._group_targets()
         try:
             default_groups = read_default_groups(os.path.join(self.project_dir, "pyproject.toml"))

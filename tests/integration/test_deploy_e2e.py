@@ -14,24 +14,12 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
+from testbed_env import EXAMPLE, REPO, TESTBED, VENV_BIN, ansible_env  # same directory, on sys.path
+
 HOST = "e2e-1"
 APP = "/opt/airgap-uv/hello-airgap/venv/bin/hello-airgap"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed needs root")
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, ".venv", "collections")
-    env["ANSIBLE_PIPELINING"] = "true"
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +48,7 @@ def deploy(inventory, project, tmp_path, *extra, env=None):
         [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook,
          "-e", "uv_deploy_project=%s" % project, "-e", "e2e_record_dir=%s" % record,
          "-e", "uv_deploy_wheelhouse_dir=%s" % (tmp_path / "wheelhouse"), *extra],
-        env=dict(_env(), **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        env=ansible_env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     result = None
     if (record / ("%s.json" % HOST)).exists():
         result = json.loads((record / ("%s.json" % HOST)).read_text())
@@ -180,7 +168,7 @@ def test_hosts_with_different_pythons_share_one_wheelhouse(mixed_inventory, proj
          os.path.join(REPO, "tests", "integration", "deploy_and_record.yml"),
          "-e", "uv_deploy_project=%s" % project, "-e", "e2e_record_dir=%s" % record,
          "-e", "uv_deploy_wheelhouse_dir=%s" % (tmp_path / "wheelhouse")],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
     wheelhouse = json.loads((record / "e2e-py39.json").read_text())["wheelhouse"]
     targets = {host: wheelhouse["hosts"][host]["target"] for host in names}

@@ -30,10 +30,8 @@ import pytest
 from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
 from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
+from testbed_env import EXAMPLE, REPO, TESTBED, VENV_BIN, ansible_env  # same directory, on sys.path
+
 RECORD_PLAYBOOK = os.path.join(REPO, "tests", "integration", "deploy_and_record.yml")
 DEPLOY_AS_PLAYBOOK = os.path.join(REPO, "tests", "integration", "faults", "deploy_as.yml")
 
@@ -63,15 +61,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed 
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ)
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, ".venv", "collections")
-    env["ANSIBLE_PIPELINING"] = "true"
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    env["ANSIBLE_FORKS"] = str(len(HOSTS) + 2)
-    env.update(extra)
-    return env
+    return ansible_env(ANSIBLE_FORKS=str(len(HOSTS) + 2), **extra)
 
 
 def on_host(host: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
