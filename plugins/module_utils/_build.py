@@ -43,7 +43,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from ansible_collections.airgap.uv.plugins.module_utils._download import file_sha256
 
 try:
-    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name,
+                                 parse_sdist_filename, parse_wheel_filename)
     from packaging.version import InvalidVersion, Version
 except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
     pass
@@ -377,11 +378,15 @@ def wheel_is_pure(filename: str) -> bool:
 
 
 def check_wheel_identity(filename: str, name: str, version: Optional[str], label: str) -> str:
-    """The wheel's version; BuildError when its name or version differs from what uv.lock records."""
+    """The wheel's (or sdist's) version; BuildError when its name or version differs from what uv.lock records."""
     try:
-        wheel_name, wheel_version = parse_wheel_filename(filename)[:2]
-    except InvalidWheelFilename as exc:
-        raise BuildError("%s: the build produced %r, not a valid wheel name: %s" % (label, filename, exc)) from None
+        if filename.endswith(".whl"):
+            wheel_name, wheel_version = parse_wheel_filename(filename)[:2]
+        else:
+            wheel_name, wheel_version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise BuildError("%s: the build produced %r, not a valid distribution name: %s"
+                         % (label, filename, exc)) from None
     if canonicalize_name(wheel_name) != canonicalize_name(name):
         raise BuildError("%s: the build produced a wheel for %s, not for %s; the source does not hold the "
                          "locked package: re-run `uv lock`." % (label, wheel_name, name))

@@ -972,6 +972,8 @@ class SyncParams:
         self.requirements: t.Optional[str] = os.path.abspath(str(requirements)) if requirements else None
         manifest = params.get("manifest")
         self.manifest: t.Optional[str] = os.path.abspath(str(manifest)) if manifest else None
+        constraints = params.get("build_constraints")
+        self.build_constraints: t.Optional[str] = os.path.abspath(str(constraints)) if constraints else None
         self.releases_dir: t.Optional[str] = params.get("releases_dir") or None
         cache_dir = params.get("cache_dir")
         if cache_dir:
@@ -1075,6 +1077,11 @@ class SyncRunner:
             with open(requirements, "w") as handle:
                 handle.write(text if text.endswith("\n") else text + "\n")
             self.p.wheelhouse, self.p.requirements, self.p.manifest = wheelhouse, requirements, None
+            constraints = pending.get("build_constraints")
+            if isinstance(constraints, str):
+                self.p.build_constraints = os.path.join(tmp, "build-constraints.txt")
+                with open(self.p.build_constraints, "w") as handle:
+                    handle.write(constraints)
             return self._run()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1120,6 +1127,9 @@ class SyncRunner:
             raise SyncError("wheelhouse %s is not a directory; copy the bundle's wheelhouse/ to the host" % p.wheelhouse)
         if not p.requirements or not os.path.isfile(p.requirements):
             raise SyncError("requirements file %s does not exist; copy the bundle's requirements.txt to the host" % p.requirements)
+        if p.build_constraints and not os.path.isfile(p.build_constraints):
+            raise SyncError("build constraints file %s does not exist; copy the bundle's build-constraints.txt to "
+                            "the host" % p.build_constraints)
         if p.manifest and not os.path.isfile(p.manifest):
             raise SyncError("manifest %s does not exist; copy the bundle's manifest.json to the host" % p.manifest)
         if "/" in p.python and not (os.path.isfile(p.python) and os.access(p.python, os.X_OK)):
@@ -1156,7 +1166,12 @@ class SyncRunner:
                 args.append("--refresh")
         else:
             args += ["--offline", "--no-index", "--find-links", t.cast(str, p.wheelhouse)]
-        args += ["--require-hashes", "--no-build", "--python", python]
+        args += ["--require-hashes", "--python", python]
+        if self._host_builds():
+            # Shipped sdists build here, offline, with exactly the pinned build requirements.
+            args += ["--build-constraint", t.cast(str, p.build_constraints)]
+        else:
+            args.append("--no-build")
         if self.check_mode and not os.path.isdir(self.p.cache_dir):
             args.append("--no-cache")  # check mode must not create the cache
         if dry_run:
@@ -1167,6 +1182,16 @@ class SyncRunner:
             args += ["--output-format", "json"]
         args.append(t.cast(str, p.requirements))
         return args
+
+    def _host_builds(self) -> bool:
+        """True when the bundle ships sdists to build here: its build constraints list a package."""
+        if not self.p.build_constraints:
+            return False
+        try:
+            with open(self.p.build_constraints, encoding="utf-8") as handle:
+                return bool(parse_requirements(handle.read(), source=self.p.build_constraints))
+        except OSError as exc:
+            raise SyncError("Cannot read build constraints file %s: %s" % (self.p.build_constraints, exc.strerror))
 
     def _sync(self, python: str, dry_run: bool, what: str, mode: t.Optional[str] = None) -> t.Tuple[CommandResult, str]:
         """Run ``uv pip sync`` honouring ``network`` (or MODE); returns the result and the mode used."""

@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Optional
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import canonicalize_name
 except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
     pass
 
@@ -50,6 +51,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._build import (
     tree_digest,
     wheel_is_pure,
 )
+from ansible_collections.airgap.uv.plugins.module_utils._closure import ClosureError, ClosureNotCached, ClosureResolver
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
 from ansible_collections.airgap.uv.plugins.module_utils._download import (
     ArtifactStore,
@@ -107,6 +109,16 @@ class TargetPlan:
     entries: list[tuple[str, str, str, str]] = field(default_factory=list)
     uv_wheel: Optional[Artifact] = None
     built: int = 0
+    # Packages shipped as sdists for the host to build: how many, what their backends ask for, and
+    # the wheels pinned for the target that satisfy it (build-constraints.txt).
+    host_built: list[str] = field(default_factory=list)
+    build_requires: list[str] = field(default_factory=list)
+    build_entries: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[tuple[str, str, str, str]]:
+        """Every file of the target's wheelhouse: what it installs and what its builds use."""
+        return self.entries + self.build_entries
 
 
 @dataclass
@@ -138,6 +150,8 @@ class WheelhouseOptions:
     timeout: float = 60.0
     check_lock: bool = True
     prune: bool = True
+    # Package names shipped as sdists (with their build requirements) for the hosts to build.
+    host_builds: tuple[str, ...] = ()
 
 
 class WheelhouseBuilder:
@@ -163,6 +177,9 @@ class WheelhouseBuilder:
         self.interpreters = InterpreterFinder(uv)
         self._tree_keys: dict[str, str] = {}
         self.builds_run = 0
+        self._host_builds = {canonicalize_name(name) for name in options.host_builds}
+        # The lock's exclude-newer is set once the lock is read.
+        self.closures = ClosureResolver(uv, options.cache_dir, self.project_dir, progress=self._say)
 
     # -- planning -----------------------------------------------------------------------
 
@@ -265,12 +282,16 @@ class WheelhouseBuilder:
             self._tree_keys[directory] = tree_digest(directory)
         return self._tree_keys[directory]
 
-    def _built_dir(self, source: "_BuildSource", interpreter: Optional[Interpreter]) -> str:
-        return os.path.join(self.options.cache_dir, "built", source.key, interpreter.variant if interpreter else "any")
+    def _built_dir(self, source: "_BuildSource", interpreter: Optional[Interpreter], dist: str = "wheel") -> str:
+        variant = "sdist" if dist == "sdist" else interpreter.variant if interpreter else "any"
+        return os.path.join(self.options.cache_dir, "built", source.key, variant)
 
-    def _build_wheel(self, source: "_BuildSource", interpreter: Optional[Interpreter] = None) -> str:
-        """The wheel built from SOURCE (by INTERPRETER, else the one uv picks), built once per key."""
-        out_dir = self._built_dir(source, interpreter)
+    def _build_wheel(self, source: "_BuildSource", interpreter: Optional[Interpreter] = None,
+                     dist: str = "wheel") -> str:
+        """The wheel (or with DIST "sdist", the sdist) built from SOURCE by INTERPRETER, else the one uv
+        picks; built once per key."""
+        out_dir = self._built_dir(source, interpreter, dist)
+        suffix = ".whl" if dist == "wheel" else ".tar.gz"
         cached = _cached_wheel(out_dir)
         if cached:
             return cached
@@ -281,10 +302,11 @@ class WheelhouseBuilder:
         try:
             tree = self._materialize(source, os.path.join(work, "src"))
             out = os.path.join(work, "out")
-            args = ["build", "--wheel", "--quiet", "--out-dir", out]
+            args = ["build", "--" + dist, "--quiet", "--out-dir", out]
             if interpreter is not None:
                 args += ["--python", interpreter.path]
-            self._say("building %s%s" % (source.label, " with %s" % interpreter.describe() if interpreter else ""))
+            self._say("building %s%s%s" % ("the sdist of " if dist == "sdist" else "", source.label,
+                                            " with %s" % interpreter.describe() if interpreter else ""))
             self.builds_run += 1
             try:
                 # From the project directory, so its uv settings (indexes, build constraints) apply
@@ -294,9 +316,9 @@ class WheelhouseBuilder:
                 raise BuildError("%s could not be built into a wheel on the controller%s: %s"
                                  % (source.label, " with %s" % interpreter.describe() if interpreter else "",
                                     exc)) from None
-            wheels = [name for name in os.listdir(out) if name.endswith(".whl")] if os.path.isdir(out) else []
+            wheels = [name for name in os.listdir(out) if name.endswith(suffix)] if os.path.isdir(out) else []
             if len(wheels) != 1:
-                raise BuildError("Building %s produced %d wheels, expected one." % (source.label, len(wheels)))
+                raise BuildError("Building %s produced %d %ss, expected one." % (source.label, len(wheels), dist))
             check_wheel_identity(wheels[0], source.name, source.version, source.label)
             # The wheel's hash, recorded when it was built: a cached wheel that no longer matches is
             # never shipped (it is built again).
@@ -323,14 +345,19 @@ class WheelhouseBuilder:
             return source.tree
         if source.kind == "git":
             return self.git.checkout(source.git, source.label, work)
+        sdist = self._fetch_sdist(source)
+        root = extract_archive(self.store.path_for(sdist.sha256), sdist.filename, work, source.label)
+        return subdirectory_of(root, source.subdirectory, source.label)
+
+    def _fetch_sdist(self, source: "_BuildSource") -> Artifact:
+        """Download and verify SOURCE's sdist into the store (nothing happens when it is there)."""
         sdist = source.sdist
         try:
             self.store.ensure([FileRequest(filename=sdist.filename, sha256=sdist.sha256, url=sdist.url,
                                            path=sdist.path, label=source.label)])
         except DownloadError as exc:
             raise WheelhouseError(str(exc)) from None
-        root = extract_archive(self.store.path_for(sdist.sha256), sdist.filename, work, source.label)
-        return subdirectory_of(root, source.subdirectory, source.label)
+        return sdist
 
     def _build_source(self, package: Package, is_root: bool, target: Target, plan: TargetPlan,
                       label: str) -> "_BuildSource":
@@ -378,7 +405,7 @@ class WheelhouseBuilder:
         if interpreter is None:
             if wheel is None:
                 raise first_error
-            raise WheelhouseError(self._cannot_build_message(source, os.path.basename(wheel), target, plan, why))
+            raise _NeedsHostBuild(self._cannot_build_message(source, os.path.basename(wheel), target, plan, why))
         try:
             built = self._build_wheel(source, interpreter)
         except BuildError as exc:
@@ -389,9 +416,9 @@ class WheelhouseBuilder:
         if not wheel_is_pure(name):
             why = platform_mismatch(interpreter, target)
             if why:
-                raise WheelhouseError(self._cannot_build_message(source, name, target, plan, why))
+                raise _NeedsHostBuild(self._cannot_build_message(source, name, target, plan, why))
         if not _installable(built, tags):
-            raise WheelhouseError(self._cannot_build_message(
+            raise _NeedsHostBuild(self._cannot_build_message(
                 source, name, target, plan, "%s built %s, whose tags the target does not accept"
                 % (interpreter.describe(), name)))
         return built
@@ -409,8 +436,7 @@ class WheelhouseBuilder:
                       "depend on it as a path or URL wheel), then re-lock; or keep the target from needing it with "
                       "a marker" % target.id)
         return ("%s has no wheel for target %s (hosts %s) and builds into a platform-specific wheel (%s) that "
-                "this controller cannot make for that target: %s. Remedy: %s. (airgap.uv does not ship an sdist "
-                "with its build requirements for building on the host.)"
+                "this controller cannot make for that target: %s. Remedy: %s."
                 % (source.label, target.id, ", ".join(plan.hosts), wheel_name, why, remedy))
 
     # -- main ----------------------------------------------------------------------------
@@ -418,6 +444,9 @@ class WheelhouseBuilder:
     def run(self) -> WheelhouseResult:
         lock = self._load_lock()
         lock_sha256 = lock.sha256
+        # Build requirements resolve with the project's own cut-off, like its packages.
+        exclude_newer = lock.options.get("exclude-newer")
+        self.closures.exclude_newer = exclude_newer if isinstance(exclude_newer, str) else None
         plans = self._group_targets()
         try:
             default_groups = read_default_groups(os.path.join(self.project_dir, "pyproject.toml"))
@@ -465,6 +494,10 @@ class WheelhouseBuilder:
                                                    path=art.path, label="%s %s" % (package.name, package.version))
                 # A dynamic version (not in uv.lock) is the one the built wheel carries.
                 plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
+            try:
+                self._resolve_build_closure(plan, tags, requests)
+            except _WouldBuild as pending:
+                would_build.append(str(pending))
             plan.uv_wheel = self._uv_wheel_for(version, target, plan)
             requests.setdefault(plan.uv_wheel.sha256, FileRequest(
                 filename=plan.uv_wheel.filename, sha256=plan.uv_wheel.sha256, url=plan.uv_wheel.url,
@@ -491,9 +524,10 @@ class WheelhouseBuilder:
 
     def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: Mapping,
                       plan: TargetPlan) -> tuple[str, str, Optional[str]]:
-        """(filename, sha256, local path of a built wheel or None) of what TARGET installs for PACKAGE."""
+        """(filename, sha256, local path of a built file or None) of what TARGET installs for PACKAGE."""
         label = ("%s %s" % (package.name, package.version or "")).strip()
-        if not is_root and package.wheels:
+        on_host = canonicalize_name(package.name) in self._host_builds
+        if not is_root and package.wheels and not on_host:
             wheel = choose_wheel(package.wheels, tags)
             if wheel is not None:
                 if not wheel.sha256:
@@ -507,10 +541,106 @@ class WheelhouseBuilder:
         # git dependencies from a checkout of the locked commit. Each is built once per cache key.
         try:
             source = self._build_source(package, is_root, target, plan, label)
-            wheel_path = self._wheel_for_target(source, target, tags, plan)
-        except BuildError as exc:
+            if on_host:
+                return self._ship_source(source, target, plan, "host_builds names it")
+            try:
+                wheel_path = self._wheel_for_target(source, target, tags, plan)
+            except _NeedsHostBuild as needed:
+                try:
+                    return self._ship_source(source, target, plan, str(needed))
+                except (BuildError, ClosureError) as exc:
+                    raise WheelhouseError("%s\nShipping its source with its build requirements to build on the "
+                                          "host failed too: %s" % (needed, exc)) from None
+        except (BuildError, ClosureError) as exc:
             raise WheelhouseError(str(exc)) from None
         return os.path.basename(wheel_path), file_sha256(wheel_path), wheel_path
+
+    def _ship_source(self, source: "_BuildSource", target: Target, plan: TargetPlan,
+                     why: str) -> tuple[str, str, Optional[str]]:
+        """Ship SOURCE as an sdist for the host to build, and note its build requirements for TARGET."""
+        self._say("%s: shipping the sdist to build on hosts %s (%s)" % (source.label, ", ".join(plan.hosts),
+                                                                         why.split("\n")[0][:200]))
+        if source.kind == "sdist":
+            if source.subdirectory:
+                raise BuildError("%s: its sdist builds from the subdirectory %r, which a host cannot be told to "
+                                 "do." % (source.label, source.subdirectory))
+            sdist = source.sdist
+            if self.check_mode and not self.store.has(sdist.sha256):
+                raise _WouldBuild(source.label)
+            self._fetch_sdist(source)
+            path, local = self.store.path_for(sdist.sha256), None
+            filename, sha256 = sdist.filename, sdist.sha256
+            self._chosen[(source.name, source.version, filename)] = sdist
+        else:
+            path = local = self._build_wheel(source, dist="sdist")
+            filename, sha256 = os.path.basename(path), file_sha256(path)
+        work = tempfile.mkdtemp(prefix="airgap-uv-sdist-")
+        try:
+            tree = extract_archive(path, filename, work, source.label)
+            python = self._controller_python(target, exact=True)
+            requires = self.closures.build_requirements(tree, sha256, "wheel", source.label,
+                                                        python=python.path if python else None,
+                                                        cached_only=self.check_mode)
+        except ClosureNotCached:
+            raise _WouldBuild(source.label) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for requirement in requires:
+            if requirement not in plan.build_requires:
+                plan.build_requires.append(requirement)
+        plan.host_built.append(source.label)
+        return filename, sha256, local
+
+    def _controller_python(self, target: Target, exact: bool) -> Optional[Interpreter]:
+        """A controller CPython of the target's minor version; unless EXACT, else the oldest newer one."""
+        same = [i for i in self.interpreters.interpreters if i.implementation == "cpython" and not i.abiflags]
+        for interpreter in same:
+            if interpreter.minor == target.python_minor:
+                return interpreter
+        if exact:
+            return None
+        newer = sorted((i for i in same if _minor_tuple(i.minor) > _minor_tuple(target.python_minor)),
+                       key=lambda i: _minor_tuple(i.minor))
+        return newer[0] if newer else None
+
+    def _resolve_build_closure(self, plan: TargetPlan, tags: Mapping,
+                               requests: dict) -> None:
+        """Pin, for the target, every wheel the host's builds need (plan.build_entries) and request them."""
+        if not plan.build_requires:
+            return
+        target = plan.target
+        python = self._controller_python(target, exact=False)
+        try:
+            lock = self.closures.lock(plan.build_requires, target.python_minor, python.path if python else None,
+                                      cached_only=self.check_mode)
+            selected = select_packages(lock, target.marker_environment, SelectionOptions(), ())
+        except ClosureNotCached:
+            raise _WouldBuild("the build requirements") from None
+        except (ClosureError, SelectionError) as exc:
+            remedy = ("" if python else "no CPython %s or newer was found on the controller to resolve them; install "
+                      "one (for example `uv python install %s`). " % (target.python_minor, target.python_minor))
+            raise WheelhouseError("Target %s (hosts %s): %s must be built on the host, but its build requirements "
+                                  "(%s) cannot be resolved for it: %sAlternatively build the wheel on a builder host "
+                                  "like the target and publish it to your index, then re-lock.\n%s"
+                                  % (target.id, ", ".join(plan.hosts), ", ".join(plan.host_built),
+                                     ", ".join(plan.build_requires), remedy, exc)) from None
+        for item in selected:
+            package = item.package
+            if package.source_kind == "virtual":
+                continue
+            wheel = choose_wheel(package.wheels, tags)
+            if wheel is None or not wheel.sha256:
+                raise WheelhouseError(
+                    "Target %s (hosts %s): the build requirement %s %s has no wheel for the target%s, so the host "
+                    "could not install it to build the packages shipped as source (%s). Build the wheel on a "
+                    "builder host like the target and publish it to your index, or pin a build requirement that "
+                    "publishes one." % (target.id, ", ".join(plan.hosts), package.name, package.version,
+                                        "" if wheel is None else " with a sha256",
+                                        ", ".join(plan.build_requires)))
+            requests.setdefault(wheel.sha256, FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url,
+                                                          path=wheel.path, label="%s %s (build requirement)"
+                                                          % (package.name, package.version)))
+            plan.build_entries.append((package.name, package.version or "", wheel.filename, wheel.sha256))
 
     def _lock_path(self) -> str:
         return os.path.join(self.project_dir, "uv.lock")
@@ -535,7 +665,7 @@ class WheelhouseBuilder:
 
     def _target_manifest(self, plan: TargetPlan, lock_sha256: str, version: str, uv_dir: str) -> dict:
         files = []
-        for name, pkg_version, filename, sha256 in sorted(plan.entries, key=lambda e: e[2]):
+        for name, pkg_version, filename, sha256 in sorted(plan.files, key=lambda e: e[2]):
             files.append({"filename": filename, "sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                           "name": name, "version": pkg_version})
         # The uv binaries are checked on the host like the wheels (names with a slash are
@@ -555,6 +685,16 @@ class WheelhouseBuilder:
             lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
         return "\n".join(lines) + "\n"
 
+    @staticmethod
+    def _build_constraints(plan: TargetPlan, lock_sha256: str) -> str:
+        """The wheels the host's builds of shipped sdists use (uv pip sync --build-constraint)."""
+        lines = ["# Written by airgap.uv for target %s from uv.lock sha256 %s." % (plan.target.id, lock_sha256),
+                 "# Build requirements of the packages shipped as sdists, pinned for this target "
+                 "(built on the host: %s)." % (", ".join(plan.host_built) or "nothing")]
+        for name, version, dummy, sha256 in sorted(plan.build_entries):
+            lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
+        return "\n".join(lines) + "\n"
+
     def _uv_dir(self, version: str, plan: TargetPlan) -> str:
         return os.path.join(self.dest, "uv", version, plan.uv_wheel.filename[:-4])
 
@@ -566,6 +706,9 @@ class WheelhouseBuilder:
             try:
                 with open(os.path.join(directory, "requirements.txt"), encoding="utf-8") as handle:
                     if handle.read() != self._requirements(plan, lock_sha256):
+                        return True
+                with open(os.path.join(directory, "build-constraints.txt"), encoding="utf-8") as handle:
+                    if handle.read() != self._build_constraints(plan, lock_sha256):
                         return True
                 with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as handle:
                     if json.load(handle) != self._target_manifest(plan, lock_sha256, version, uv_dir):
@@ -588,7 +731,7 @@ class WheelhouseBuilder:
         os.makedirs(files_dir, exist_ok=True)
         needed: dict[str, str] = {}
         for plan in plans.values():
-            for dummy, dummy2, filename, sha256 in plan.entries:
+            for dummy, dummy2, filename, sha256 in plan.files:
                 needed[filename] = sha256
         for filename, sha256 in sorted(needed.items()):
             changed |= _place(self.store.path_for(sha256), os.path.join(files_dir, filename), sha256)
@@ -621,11 +764,12 @@ class WheelhouseBuilder:
             try:
                 os.makedirs(os.path.join(staging, "wheelhouse"))
                 os.makedirs(os.path.join(staging, "bin"))
-                for dummy, dummy2, filename, dummy3 in plan.entries:
+                for dummy, dummy2, filename, dummy3 in plan.files:
                     _link_or_copy(os.path.join(files_dir, filename), os.path.join(staging, "wheelhouse", filename))
                 for name in os.listdir(uv_dirs[plan.target.id]):
                     _link_or_copy(os.path.join(uv_dirs[plan.target.id], name), os.path.join(staging, "bin", name))
                 _write_text(os.path.join(staging, "requirements.txt"), self._requirements(plan, lock_sha256))
+                _write_text(os.path.join(staging, "build-constraints.txt"), self._build_constraints(plan, lock_sha256))
                 _write_text(os.path.join(staging, "manifest.json"),
                             json.dumps(self._target_manifest(plan, lock_sha256, version, uv_dirs[plan.target.id]),
                                        indent=2, sort_keys=True) + "\n")
@@ -653,7 +797,7 @@ class WheelhouseBuilder:
         for filename, sha256 in sorted(needed.items()):
             files[filename] = {"sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                                "targets": sorted(p.target.id for p in plans.values()
-                                                 if any(e[2] == filename for e in p.entries))}
+                                                 if any(e[2] == filename for e in p.files))}
         content = {"format": MANIFEST_FORMAT, "collection_version": COLLECTION_VERSION, "lock_sha256": lock_sha256,
                    "uv_version": version, "files": files,
                    "targets": {p.target.id: {"hosts": sorted(p.hosts), "uv_wheel": p.uv_wheel.filename}
@@ -678,20 +822,22 @@ class WheelhouseBuilder:
         all_files: dict[str, int] = {}
         for plan in plans.values():
             sizes = []
-            for dummy, dummy2, filename, sha256 in plan.entries:
+            for dummy, dummy2, filename, sha256 in plan.files:
                 path = self.store.path_for(sha256)
                 size = os.path.getsize(path) if os.path.exists(path) else 0
                 sizes.append(size)
                 all_files[filename] = size
             targets[plan.target.id] = {
-                "hosts": sorted(plan.hosts), "files": len(plan.entries), "bytes": sum(sizes), "built": plan.built,
+                "hosts": sorted(plan.hosts), "files": len(plan.files), "bytes": sum(sizes), "built": plan.built,
+                "host_built": len(plan.host_built),
                 "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries),
                 "uv_wheel": plan.uv_wheel.filename if plan.uv_wheel else None,
                 "path": os.path.join(self.dest, "targets", plan.target.id),
                 # What the host's install file and wheelhouse will hold (also in check mode,
                 # where nothing is written): airgap.uv.sync predicts from it.
                 "install_file": {"requirements": self._requirements(plan, lock_sha256),
-                                 "wheels": sorted(e[2] for e in plan.entries)},
+                                 "build_constraints": self._build_constraints(plan, lock_sha256),
+                                 "wheels": sorted(e[2] for e in plan.files)},
             }
             for host in plan.hosts:
                 hosts[host] = {"target": plan.target.id, "path": targets[plan.target.id]["path"]}
@@ -702,6 +848,14 @@ class WheelhouseBuilder:
 
 class _WouldBuild(Exception):
     pass
+
+
+class _NeedsHostBuild(Exception):
+    """The controller cannot build a wheel the target installs; the message says why and what to do."""
+
+
+def _minor_tuple(minor: str) -> tuple:
+    return tuple(int(p) for p in minor.split(".") if p.isdigit())
 
 
 @dataclass(frozen=True)

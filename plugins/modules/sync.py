@@ -68,6 +68,17 @@ options:
         for the host; options (index URLs and the like) are refused.
       - Required when O(state=present).
     type: path
+  build_constraints:
+    description:
+      - The bundle's C(build-constraints.txt) (C(ROOT/build-constraints.txt)): the build requirements,
+        pinned for this host, of packages shipped as sdists because the controller could not build
+        them for this host (or because M(airgap.uv.wheelhouse) was told to with O(airgap.uv.wheelhouse#module:host_builds)).
+      - When it lists any package, uv may build those sdists on the host, offline, with exactly these
+        build requirements from O(wheelhouse) (C(--build-constraint)); the host then needs what the
+        builds need (a C compiler and headers for C extensions). Otherwise, and when this option is
+        not set, uv builds nothing (C(--no-build)).
+      - The files it names are checked like the wheels when O(manifest) is given.
+    type: path
   manifest:
     description:
       - The bundle's C(manifest.json). When given, every file it lists is checked for existence,
@@ -196,10 +207,13 @@ options:
         type: str
         required: true
       wheels:
-        description: File names of the wheels the copy would put in O(wheelhouse).
+        description: File names of the wheels (and sdists) the copy would put in O(wheelhouse).
         type: list
         elements: str
         required: true
+      build_constraints:
+        description: Text of the build constraints file the copy would write (see O(build_constraints)).
+        type: str
 notes:
   - No-op runs are fast; a change links files from the warm cache into a fresh directory.
   - Executables installed into a release start with the release's own path in their shebang,
@@ -354,6 +368,7 @@ def main() -> None:
         uv=dict(type="path"),
         wheelhouse=dict(type="path"),
         requirements=dict(type="path"),
+        build_constraints=dict(type="path"),
         manifest=dict(type="path"),
         venv=dict(type="path", required=True),
         releases_dir=dict(type="path"),
@@ -374,6 +389,7 @@ def main() -> None:
         pending=dict(type="dict", options=dict(
             requirements=dict(type="str", required=True),
             wheels=dict(type="list", elements="str", required=True),
+            build_constraints=dict(type="str"),
         )),
     )
     module = AnsibleModule(

@@ -120,6 +120,22 @@ options:
     description: Remove files from O(dest) that no target needs any more.
     type: bool
     default: true
+  host_builds:
+    description:
+      - Names of packages to ship as sdists, with their build requirements, for the hosts to build
+        offline, instead of wheels. For packages that must be compiled on the host itself (against
+        its own libraries, say); the hosts need what those builds need (a compiler, headers).
+      - The same happens without being asked when a package has no wheel for a target and builds
+        into a platform-specific wheel that the controller cannot make for that target (another
+        CPU, libc or OS, or no Python of the target's version on the controller).
+      - The build requirements are the sdist's C(build-system.requires) plus what its build backend's
+        C(get_requires_for_build_wheel) hook asks for, resolved with C(uv lock) (using the project's
+        index settings and its lock's C(exclude-newer)), then pinned with their sha256 for each
+        target in its C(build-constraints.txt); resolving needs a CPython of the target's minor
+        version or newer on the controller.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -178,7 +194,12 @@ hosts:
   type: dict
   sample: {"web1": {"target": "cpython3.11.2-linux-x86_64-glibc2.36", "path": "/var/cache/airgap-uv/app/targets/cpython3.11.2-linux-x86_64-glibc2.36"}}
 targets:
-  description: Per target, its hosts, file count, bytes, built count, package list, uv wheel and directory.
+  description:
+    - Per target, its hosts, file count, bytes, built count, package list, uv wheel and directory.
+    - C(host_built) counts the packages shipped as sdists for the host to build.
+    - C(install_file) holds what the target directory's install files will say (C(requirements),
+      C(build_constraints)) and its wheelhouse's file names (C(wheels)), also in check mode;
+      M(airgap.uv.sync) takes it as O(airgap.uv.sync#module:pending).
   returned: always
   type: dict
 files:

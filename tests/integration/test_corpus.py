@@ -6,7 +6,7 @@ Every project is generated here and locked with ``uv lock --exclude-newer`` (no 
 names an index). For each (project, target) the install file must hold exactly what
 ``uv export --frozen --no-emit-project --no-hashes`` lists for that target once its markers are
 evaluated, plus the project itself when it is a package; where a non-wheel is platform-specific
-and the controller cannot build it for the target, the run must fail with the clear message.
+and the controller cannot build it for the target, the sdist and its pinned build requirements are shipped.
 The linux x86_64 CPython 3.11 wheelhouse is really installed with the shipped uv in a network
 namespace without network, and a second run of the whole corpus, also without network, must
 build, download and fetch nothing.
@@ -111,16 +111,9 @@ class Project:
     imports: tuple = ()
     # target name -> regex the whole error message must match
     errors: Mapping[str, str] = field(default_factory=dict)
+    # target name -> packages shipped as sdists (with build-constraints.txt) for the host to build
+    host_built: Mapping[str, tuple] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)
-
-
-def _cext_error(target: str, why: str) -> str:
-    return (r"cspeed 0\.1\.0 has no wheel for target %s \(hosts %s\) and builds into a platform-specific wheel "
-            r"\(cspeed-0\.1\.0-cp3\d+-cp3\d+-linux_x86_64\.whl\) that this controller cannot make for that "
-            r"target: %s\. Remedy: build the wheel on a builder host like the target \(%s\) and publish it to your "
-            r"index \(or depend on it as a path or URL wheel\), then re-lock; or keep the target from needing it "
-            r"with a marker\. \(airgap\.uv does not ship an sdist with its build requirements for building on the "
-            r"host\.\)" % (re.escape(target_id(TARGETS[target])), HOST, why, re.escape(target_id(TARGETS[target]))))
 
 
 def corpus_projects(base: str, url_base: str) -> list[Project]:
@@ -174,15 +167,9 @@ def corpus_projects(base: str, url_base: str) -> list[Project]:
                 '[project]\nname = "i-c-extension"\nversion = "0.1.0"\nrequires-python = ">=3.9"\n'
                 'dependencies = ["cspeed"]\n\n[tool.uv.sources]\ncspeed = { path = "../sources/cext" }\n\n'
                 '[tool.uv]\npackage = false\n', imports=("cspeed",),
-                errors={
-                    "linux-aarch64-py312": _cext_error("linux-aarch64-py312",
-                                                       "the target's CPU is aarch64, the controller's x86_64"),
-                    "musl-x86_64-py312": _cext_error("musl-x86_64-py312", "the target uses musl, the controller glibc"),
-                    "macos-arm64-14-py312": _cext_error("macos-arm64-14-py312",
-                                                        "the target runs darwin, the controller linux"),
-                    "windows-amd64-py313": _cext_error("windows-amd64-py313",
-                                                       "the target runs windows, the controller linux"),
-                }),
+                # Platforms this controller cannot build for get the sdist and a pinned setuptools.
+                host_built={name: ("cspeed",) for name in ("linux-aarch64-py312", "musl-x86_64-py312",
+                                                          "macos-arm64-14-py312", "windows-amd64-py313")}),
     ]
 
 
@@ -374,14 +361,30 @@ def test_install_file_matches_uv_export(corpus, project_name, target_name):
     dynamic = {name for name, version in expected if version is None}
     assert {(n, v) for n, v in actual if n not in dynamic} == {(n, v) for n, v in expected if n not in dynamic}
     assert {n for n, v in actual if n in dynamic} == dynamic
-    # Every file in the wheelhouse is the one the install file pins, hash and all.
+    # Every file in the wheelhouse is the one the install file (or, for the build requirements of
+    # packages the host builds, the build constraints) pins, hash and all.
     with open(os.path.join(corpus.dests[target_name], "targets", tid, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
-    wheels = [entry for entry in manifest["files"] if "/" not in entry["filename"]]  # not bin/uv
-    for entry in wheels:
-        assert "%s==%s \\\n    --hash=sha256:%s" % (entry["name"], entry["version"], entry["sha256"]) in requirements
-        assert entry["filename"].endswith(".whl"), entry
-    assert len(wheels) == len(actual)
+    with open(os.path.join(corpus.dests[target_name], "targets", tid, "build-constraints.txt"),
+              encoding="utf-8") as handle:
+        constraints = handle.read()
+    host_built = set(project.host_built.get(target_name, ()))
+    files = [entry for entry in manifest["files"] if "/" not in entry["filename"]]  # not bin/uv
+    installed_files = build_files = 0
+    for entry in files:
+        pin = "%s==%s \\\n    --hash=sha256:%s" % (entry["name"], entry["version"], entry["sha256"])
+        if pin in requirements:
+            installed_files += 1
+            assert entry["filename"].endswith(".whl") != (entry["name"] in host_built), entry
+        else:
+            assert pin in constraints, entry
+            assert entry["filename"].endswith(".whl"), entry
+            build_files += 1
+    assert installed_files == len(actual)
+    assert result.targets[tid]["host_built"] == len(host_built)
+    # setuptools (from cspeed's build-system.requires) is pinned exactly when the host builds.
+    assert bool(build_files) == bool(host_built)
+    assert ("setuptools==" in constraints) == bool(host_built)
 
 
 def test_dynamic_version_comes_from_the_built_wheel(corpus):
@@ -391,21 +394,22 @@ def test_dynamic_version_comes_from_the_built_wheel(corpus):
 
 
 def test_no_interpreter_for_the_targets_python(corpus):
-    """A platform the controller can build for, but no Python of the target's version: say which to install."""
+    """A platform the controller can build for, but no Python of the target's version (nor newer): say which
+    to install."""
     future = H.Target("linux-x86_64-py315", "3.15.0", "x86_64-manylinux_2_36", "linux", "x86_64", "glibc", "2.36")
     project, directory = corpus.projects["i-c-extension"]
     options = WheelhouseOptions(project=directory, dest=os.path.join(corpus.base, "dest-py315"),
                                 targets={HOST: target_facts(future)}, cache_dir=corpus.cache_dir, check_lock=False)
     with pytest.raises(WheelhouseError) as caught:
         WheelhouseBuilder(options, uv=corpus.uv).run()
-    assert re.fullmatch(
-        r"cspeed 0\.1\.0 has no wheel for target cpython3\.15\.0-linux-x86_64-glibc2\.36 \(hosts %s\) and builds into "
-        r"a platform-specific wheel \(cspeed-0\.1\.0-cp3\d+-cp3\d+-linux_x86_64\.whl\) that this controller cannot make "
-        r"for that target: no cpython 3\.15 interpreter on the controller \(found: [^)]*cpython 3\.11[^)]*\)\. Remedy: "
-        r"install a cpython 3\.15 interpreter on the controller \(for example `uv python install 3\.15`\) so it can "
-        r"build the wheel, or build the wheel on a builder host like the target and publish it to your index, then "
-        r"re-lock\. \(airgap\.uv does not ship an sdist with its build requirements for building on the host\.\)"
-        % HOST, str(caught.value)), str(caught.value)
+    # The controller cannot build cspeed for 3.15, so it is shipped as source; its build
+    # requirements are resolved with a Python of the target's version or newer, and there is none.
+    assert re.match(
+        r"Target cpython3\.15\.0-linux-x86_64-glibc2\.36 \(hosts %s\): cspeed 0\.1\.0 must be built on the host, "
+        r"but its build requirements \(setuptools>=61\) cannot be resolved for it: no CPython 3\.15 or newer was found "
+        r"on the controller to resolve them; install one \(for example `uv python install 3\.15`\)\. Alternatively "
+        r"build the wheel on a builder host like the target and publish it to your index, then re-lock\.\n"
+        r"Resolving the build requirements setuptools>=61 failed" % HOST, str(caught.value)), str(caught.value)
 
 
 def _offline(args, env, cwd=None):
@@ -414,23 +418,22 @@ def _offline(args, env, cwd=None):
                           stderr=subprocess.STDOUT, text=True, check=False, timeout=600)
 
 
-@pytest.mark.parametrize("project_name", [p for p, t in PAIRS if t == INSTALL_TARGET])
-def test_offline_install_on_linux_x86_64_py311(corpus, project_name, tmp_path):
+def _install_offline(root: str, tmp_path, with_builds: bool = False) -> tuple:
+    """Install the target directory ROOT with its own uv into a fresh venv, without network; return
+    (the venv's python, the environment), after checking the venv holds exactly the install file."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.fail("the offline install needs root and unshare (network namespaces)")
     python = H.find_python(TARGETS[INSTALL_TARGET].minor)
     assert python, "no CPython %s on this machine" % TARGETS[INSTALL_TARGET].minor
-    project, dummy = corpus.projects[project_name]
-    dummy, result = run_builder(corpus, project_name, INSTALL_TARGET)
-    root = os.path.join(corpus.dests[INSTALL_TARGET], "targets", target_id(TARGETS[INSTALL_TARGET]))
     uv = os.path.join(root, "bin", "uv")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
            "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1", "NO_COLOR": "1"}
     venv = str(tmp_path / "venv")
     proc = _offline([uv, "venv", "--quiet", "--python", python, venv], env)
     assert proc.returncode == 0, proc.stdout
+    build = ["--build-constraint", os.path.join(root, "build-constraints.txt")] if with_builds else ["--no-build"]
     proc = _offline([uv, "pip", "sync", "--offline", "--no-index", "--find-links", os.path.join(root, "wheelhouse"),
-                     "--require-hashes", "--python", os.path.join(venv, "bin", "python"),
+                     "--require-hashes", *build, "--python", os.path.join(venv, "bin", "python"),
                      os.path.join(root, "requirements.txt")], env)
     assert proc.returncode == 0, proc.stdout
     proc = _offline([uv, "pip", "list", "--format", "json", "--python", os.path.join(venv, "bin", "python")], env)
@@ -438,11 +441,53 @@ def test_offline_install_on_linux_x86_64_py311(corpus, project_name, tmp_path):
     installed = {(canonicalize_name(p["name"]), p["version"]) for p in json.loads(proc.stdout.splitlines()[-1])}
     with open(os.path.join(root, "requirements.txt"), encoding="utf-8") as handle:
         assert installed == install_file_packages(handle.read())
+    return os.path.join(venv, "bin", "python"), env
+
+
+@pytest.mark.parametrize("project_name", [p for p, t in PAIRS if t == INSTALL_TARGET])
+def test_offline_install_on_linux_x86_64_py311(corpus, project_name, tmp_path):
+    project, dummy = corpus.projects[project_name]
+    dummy, result = run_builder(corpus, project_name, INSTALL_TARGET)
+    root = os.path.join(corpus.dests[INSTALL_TARGET], "targets", target_id(TARGETS[INSTALL_TARGET]))
+    python, env = _install_offline(root, tmp_path)
     code = "import %s; print('ok')" % ", ".join(project.imports)
     if project_name == "i-c-extension":
         code = "import cspeed; assert cspeed.add(2, 3) == 5; print('ok')"
-    proc = _offline([os.path.join(venv, "bin", "python"), "-c", code], env)
+    proc = _offline([python, "-c", code], env)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout
+
+
+@pytest.mark.parametrize("project_name, package, code", [
+    # A C extension from a path dependency (the controller ships the sdist it builds from the tree)...
+    ("i-c-extension", "cspeed", "import cspeed; assert cspeed.add(2, 3) == 5"),
+    # ...and a registry sdist (shipped as downloaded, sha256 from uv.lock).
+    ("a-sdist-only", "docopt", "import docopt"),
+])
+def test_host_builds_offline_from_the_shipped_closure(corpus, project_name, package, code, tmp_path):
+    """host_builds: the sdist and its pinned build requirements go to the host, which builds offline."""
+    project, directory = corpus.projects[project_name]
+    dest = os.path.join(corpus.base, "dest-hostbuild-" + project_name)
+    options = WheelhouseOptions(project=directory, dest=dest, targets={HOST: target_facts(TARGETS[INSTALL_TARGET])},
+                                selection=project.selection, cache_dir=corpus.cache_dir, check_lock=False,
+                                retries=1, host_builds=(package,))
+    result = WheelhouseBuilder(options, uv=corpus.uv).run()
+    tid = target_id(TARGETS[INSTALL_TARGET])
+    assert result.targets[tid]["host_built"] == 1
+    root = os.path.join(dest, "targets", tid)
+    sdists = [name for name in os.listdir(os.path.join(root, "wheelhouse")) if not name.endswith(".whl")]
+    assert len(sdists) == 1 and sdists[0].startswith(package), sdists
+    python, env = _install_offline(root, tmp_path, with_builds=True)
+    proc = _offline([python, "-c", code + "; print('ok')"], env)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout
+    # The install really built from the sdist (not a wheel from elsewhere) with the pinned backend.
+    proc = _offline([python, "-c", "import importlib.metadata as m; print(m.distribution(%r).read_text('WHEEL'))"
+                     % package], env)
+    with open(os.path.join(root, "build-constraints.txt"), encoding="utf-8") as handle:
+        pinned = re.search(r"^setuptools==(\S+)", handle.read(), re.M)
+    assert pinned and "setuptools (%s)" % pinned.group(1) in proc.stdout, proc.stdout
+    # Check mode of a second run predicts no change and runs nothing.
+    again = WheelhouseBuilder(options, uv=corpus.uv, check_mode=True).run()
+    assert again.changed is False
 
 
 _WARM_RUN = r"""
