@@ -49,6 +49,7 @@ ARGUMENT_SPEC = dict(
     check_lock=dict(type="bool", default=True),
     prune=dict(type="bool", default=True),
     host_builds=dict(type="list", elements="str", default=[]),
+    editable=dict(type="bool", default=False),
 )
 
 
@@ -71,7 +72,7 @@ class ActionModule(ActionBase):
         options = dict(project=args["project"], dest=args["dest"], targets=args["targets"], selection=selection,
                        uv_version=args["uv_version"], workers=args["workers"], retries=args["retries"],
                        timeout=float(args["timeout"]), check_lock=args["check_lock"], prune=args["prune"],
-                       host_builds=tuple(args["host_builds"]))
+                       host_builds=tuple(args["host_builds"]), editable=args["editable"])
         if args["cache_dir"]:
             options["cache_dir"] = args["cache_dir"]
         try:

@@ -47,7 +47,15 @@ _MAX_REDIRECTS = 10
 
 
 class DownloadError(Exception):
-    """A file could not be fetched or did not match its recorded hash."""
+    """A file could not be fetched or did not match its recorded hash.
+
+    ``errors`` lists one message per failed file (the text is them joined by "; "), so callers
+    that ran several batches can report them together.
+    """
+
+    def __init__(self, message: str, errors: Optional[list] = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors) if errors is not None else [message]
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class ArtifactStore:
         self._progress = progress
         self._lock = threading.Lock()
         self._keepalive = _KeepAlive(timeout)
+        self._cancelled = threading.Event()
         self.requests_made = 0
 
     def path_for(self, sha256: str) -> str:
@@ -137,11 +146,19 @@ class ArtifactStore:
                 raise
         return actual
 
+    def cancel(self) -> None:
+        """Stop every running and queued fetch soon (between two blocks); they fail as cancelled.
+
+        For a caller that learned meanwhile that the files are not needed (the lock is stale).
+        """
+        self._cancelled.set()
+
     def ensure(self, requests: Iterable[FileRequest]) -> dict[str, str]:
         """Make every requested file present; return {sha256: 'reused'|'downloaded'|'copied'}.
 
-        All downloads are attempted even when one fails, so a single run reports every
-        broken artifact; then the first failure is raised.
+        Fetches start in the order given (callers put the largest first). All downloads are
+        attempted even when one fails, so a single run reports every broken artifact; then
+        the failures are raised together.
         """
         outcome: dict[str, str] = {}
         pending: dict[str, FileRequest] = {}
@@ -167,14 +184,19 @@ class ArtifactStore:
                 except DownloadError as exc:
                     errors.append(str(exc))
         if errors:
-            raise DownloadError("; ".join(sorted(errors)))
+            raise DownloadError("; ".join(sorted(errors)), errors=sorted(errors))
         return outcome
 
     def _say(self, message: str) -> None:
         if self._progress:
             self._progress(message)
 
+    def _check_cancelled(self, request: FileRequest) -> None:
+        if self._cancelled.is_set():
+            raise DownloadError("%s: cancelled" % (request.label or request.filename))
+
     def _fetch(self, request: FileRequest) -> str:
+        self._check_cancelled(request)
         if request.path:
             if not os.path.isfile(request.path):
                 raise DownloadError("%s: local file %s does not exist; restore it or re-run 'uv lock'."
@@ -194,7 +216,8 @@ class ArtifactStore:
                     raise DownloadError("%s: download of %s failed after %d attempts: %s"
                                         % (request.label or request.filename, redact_url(request.url),
                                            attempt, self.credentials.redact(str(exc)))) from None
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
+                self._cancelled.wait(self.backoff * (2 ** (attempt - 1)))
+                self._check_cancelled(request)
 
     def _download(self, request: FileRequest) -> None:
         final = self.path_for(request.sha256)
@@ -225,6 +248,7 @@ class ArtifactStore:
                 with os.fdopen(fd, "wb") as out:
                     fd = -1
                     while True:
+                        self._check_cancelled(request)
                         try:
                             block = response.read(_CHUNK)
                         except OSError as exc:

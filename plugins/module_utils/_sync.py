@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import typing as t
@@ -899,17 +900,97 @@ class ReleaseStore:
                     pass
 
 
-def _fsync_dir(path: str) -> None:
+# fsync errors that mean "this file system or file type cannot be flushed", not "the data is lost"
+_FSYNC_UNSUPPORTED = frozenset((errno.EINVAL, errno.EROFS, errno.EBADF, errno.ENOTSUP, errno.EOPNOTSUPP))
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _fsync_path(path: str, flags: int, strict: bool) -> None:
+    """fsync one file or directory; with ``strict`` an I/O error fails the run.
+
+    A path that cannot be opened (a symlink under ``O_NOFOLLOW``, no permission) is
+    skipped: there is nothing this process could flush.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(path, flags | os.O_CLOEXEC)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if strict and exc.errno not in _FSYNC_UNSUPPORTED:
+            raise SyncError("Cannot flush %s to disk: %s; the release in service was left alone" % (path, exc.strerror))
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: str, strict: bool = False) -> None:
+    """Make the entries of directory PATH (creations, renames, removals) durable."""
+    _fsync_path(path, os.O_RDONLY | os.O_DIRECTORY, strict)
+
+
+def fsync_tree(path: str, workers: int = 1) -> int:
+    """fsync every regular file and directory under PATH; returns how many.
+
+    Symlinks are not followed (a venv's ``bin/python`` points outside it); their entries
+    become durable with their directory. The order does not matter: the caller writes
+    its completion marker only after all of them. ``workers`` > 1 issues the fsyncs from
+    that many threads (fsync releases the GIL, and the file system can batch them into
+    one journal commit). An I/O error raises ``SyncError``.
+    """
+    file_flags = os.O_RDONLY | _NOFOLLOW | _NONBLOCK
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY
+    jobs: t.List[t.Tuple[str, int]] = []
+    for root, _dirs, files in os.walk(path):
+        jobs.append((root, dir_flags))
+        jobs.extend((os.path.join(root, n), file_flags) for n in files)
+
+    def flush(job: t.Tuple[str, int]) -> None:
+        _fsync_path(job[0], job[1], strict=True)
+
+    if workers > 1 and len(jobs) > 64:
+        from concurrent.futures import ThreadPoolExecutor  # only here: the no-op run never pays the import
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _done in pool.map(flush, jobs, chunksize=64):
+                pass
+    else:
+        for job in jobs:
+            flush(job)
+    return len(jobs)
+
+
+def extract_sdist(archive: str, destination: str) -> str:
+    """Unpack the sdist ARCHIVE (.tar.gz) under DESTINATION; return its project directory.
+
+    Every member must stay inside its single top-level directory: no absolute names, no
+    ``..``, no links, devices or FIFOs.
+    """
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            tops = {m.name.split("/", 1)[0] for m in members}
+            if len(tops) != 1:
+                raise SyncError("sdist %s must hold one top-level directory, not %s" % (archive, sorted(tops)[:5]))
+            for member in members:
+                parts = member.name.split("/")
+                if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+                    raise SyncError("sdist %s holds an unsafe member %r; rebuild it on the controller" % (archive, member.name))
+            os.makedirs(destination, exist_ok=True)
+            for member in members:
+                target = os.path.join(destination, *member.name.split("/"))
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                source = tar.extractfile(member)
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(t.cast(t.IO[bytes], source), out)
+                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+    except (OSError, tarfile.TarError) as exc:
+        raise SyncError("Cannot unpack the sdist %s: %s; copy the bundle to the host again" % (archive, exc))
+    return os.path.join(destination, tops.pop())
 
 
 def _iso(ts: float) -> str:
@@ -1034,6 +1115,9 @@ class SyncRunner:
         self.uv = Uv(self.p.uv, self.p.cache_dir, environ if environ is not None else os.environ, runner)
         self.warn = warn or (lambda msg: None)
         self.state: StateFile = StateFile(self.store.state_path)
+        # Packages installed editable from their shipped sdist: name -> Requirement (sha256 of the sdist)
+        self.editables: t.Dict[str, Requirement] = {}
+        self._editable_files: t.Dict[str, str] = {}
 
     # -- entry point ------------------------------------------------------
 
@@ -1055,10 +1139,11 @@ class SyncRunner:
         wheels = pending.get("wheels") or []
         if not isinstance(text, str) or not isinstance(wheels, list):
             raise SyncError("pending needs 'requirements' (the install file's text) and 'wheels' (a list of file names)")
+        self._set_editables(pending.get("editable") or [], "pending editable")
         if not (os.path.isfile(self.p.uv) and os.access(self.p.uv, os.X_OK)):
             # No uv on the host yet, so nothing it could have installed either: the
             # environment in service (if any) is compared with the pending set directly.
-            reqs = parse_requirements(text, "pending requirements")
+            reqs = {**parse_requirements(text, "pending requirements"), **self.editables}
             after = {name: r.version for name, r in reqs.items()}
             view = self.store.inspect()
             before = view.current.packages if view.current is not None else {}
@@ -1155,7 +1240,9 @@ class SyncRunner:
 
     # -- uv calls ---------------------------------------------------------
 
-    def _sync_args(self, python: str, dry_run: bool, online: bool) -> t.List[str]:
+    def _sync_args(self, python: str, dry_run: bool, online: bool,
+                   requirements: t.Optional[str] = None) -> t.List[str]:
+        """uv pip sync's arguments; REQUIREMENTS, when given, is an install file with editables."""
         p = self.p
         args = ["pip", "sync"]
         if online:
@@ -1166,10 +1253,12 @@ class SyncRunner:
                 args.append("--refresh")
         else:
             args += ["--offline", "--no-index", "--find-links", t.cast(str, p.wheelhouse)]
-        args += ["--require-hashes", "--python", python]
+        # uv refuses --require-hashes next to editables; the hashes given are still checked.
+        args += ["--python", python] if requirements else ["--require-hashes", "--python", python]
         if self._host_builds():
-            # Shipped sdists build here, offline, with exactly the pinned build requirements.
-            args += ["--build-constraint", t.cast(str, p.build_constraints)]
+            # Shipped sdists build here, offline, with exactly the pinned (and hash-checked)
+            # build requirements.
+            args += ["--build-constraint", t.cast(str, p.build_constraints), "--require-build-hashes"]
         else:
             args.append("--no-build")
         if self.check_mode and not os.path.isdir(self.p.cache_dir):
@@ -1180,8 +1269,35 @@ class SyncRunner:
             args.append("--compile-bytecode")
         if self.uv.info(self.state).json_output:
             args += ["--output-format", "json"]
-        args.append(t.cast(str, p.requirements))
+        args.append(requirements or t.cast(str, p.requirements))
         return args
+
+    def _set_editables(self, entries: t.Any, where: str) -> None:
+        """Read the editable packages (name, version, sdist filename, sha256) of the bundle."""
+        if not isinstance(entries, list):
+            raise SyncError("%s: 'editable' must be a list" % where)
+        for entry in entries:
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) and entry.get(k)
+                                                    for k in ("name", "version", "filename", "sha256"))):
+                raise SyncError("%s: malformed editable entry %r (needs name, version, filename, sha256)" % (where, entry))
+            filename = entry["filename"]
+            if os.path.basename(filename) != filename or filename in (".", ".."):
+                raise SyncError("%s: editable sdist name %r is not a plain file name" % (where, filename))
+            name = canonical_name(entry["name"])
+            self.editables[name] = Requirement(name, entry["version"], [entry["sha256"]])
+            self._editable_files[name] = filename
+
+    def _with_editables(self, release: "Release") -> str:
+        """Unpack the editable sdists inside RELEASE and write an install file naming them."""
+        with open(t.cast(str, self.p.requirements), "r", encoding="utf-8") as handle:
+            lines = [handle.read().rstrip("\n")]
+        for name in sorted(self.editables):
+            archive = os.path.join(t.cast(str, self.p.wheelhouse), self._editable_files[name])
+            lines.append("-e %s" % extract_sdist(archive, os.path.join(release.path, "src")))
+        path = os.path.join(release.path, ".airgap-uv-requirements.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
 
     def _host_builds(self) -> bool:
         """True when the bundle ships sdists to build here: its build constraints list a package."""
@@ -1193,21 +1309,23 @@ class SyncRunner:
         except OSError as exc:
             raise SyncError("Cannot read build constraints file %s: %s" % (self.p.build_constraints, exc.strerror))
 
-    def _sync(self, python: str, dry_run: bool, what: str, mode: t.Optional[str] = None) -> t.Tuple[CommandResult, str]:
+    def _sync(self, python: str, dry_run: bool, what: str, mode: t.Optional[str] = None,
+              requirements: t.Optional[str] = None) -> t.Tuple[CommandResult, str]:
         """Run ``uv pip sync`` honouring ``network`` (or MODE); returns the result and the mode used."""
         mode = mode or self.p.network
         if mode == "offline":
-            res = self.uv.run(self._sync_args(python, dry_run, online=False), offline=True)
+            res = self.uv.run(self._sync_args(python, dry_run, online=False, requirements=requirements), offline=True)
             if res.rc != 0:
                 raise uv_failure(what, res, hint=_SYNC_HINT)
             return res, "offline"
-        online = self.uv.run(self._sync_args(python, dry_run, online=True), offline=False, extra_env=self._http_env())
+        online = self.uv.run(self._sync_args(python, dry_run, online=True, requirements=requirements), offline=False,
+                             extra_env=self._http_env())
         if online.rc == 0:
             return online, "online"
         if mode == "online":
             raise uv_failure(what, online, hint=_SYNC_HINT)
         self.warn("%s with the index failed, falling back to offline: %s" % (what, stderr_tail(online.stderr, 3)))
-        offline = self.uv.run(self._sync_args(python, dry_run, online=False), offline=True)
+        offline = self.uv.run(self._sync_args(python, dry_run, online=False, requirements=requirements), offline=True)
         if offline.rc == 0:
             return offline, "offline"
         raise uv_failure(
@@ -1241,7 +1359,12 @@ class SyncRunner:
 
     def _plan(self, python: str, after: t.Mapping[str, str]) -> Plan:
         res, network_used = self._sync(python, dry_run=True, what="uv pip sync --dry-run")
-        before, reinstalled = state_before(after, parse_changes(res.stdout, res.stderr))
+        # The dry run sees the install file only: editables are compared by their sdist's hash
+        # (_present) and what the release in service holds, not by uv.
+        changes = [c for c in parse_changes(res.stdout, res.stderr) if c.name not in self.editables]
+        before, reinstalled = state_before(after, changes)
+        for name in self.editables:
+            before.pop(name, None)
         return Plan(before, reinstalled, network_used)
 
     def _plan_from_scratch(self, after: t.Mapping[str, str]) -> Plan:
@@ -1262,6 +1385,8 @@ class SyncRunner:
             verifier = ManifestVerifier(p.manifest, t.cast(str, p.wheelhouse), self.state)
             verifier.verify()
             self._check_manifest_uv(verifier)
+            self._set_editables(verifier.document.get("editable") or [], "manifest %s" % p.manifest)
+        reqs = {**reqs, **self.editables}
         after = {name: r.version for name, r in reqs.items()}
         view = self.store.inspect()
         if view.kind == "foreign" or (view.kind == "directory" and not p.adopt):
@@ -1290,6 +1415,9 @@ class SyncRunner:
                 reasons.append("release in service %s is broken" % current.path)
             meta = current.meta or {}
             if plan is not None:
+                for name in self.editables:
+                    if name in current.packages:
+                        plan.before[name] = current.packages[name]
                 if plan.before != after or plan.reinstalled:
                     reasons.append("packages changed")
                 content = self._content_changed(meta, reqs)
@@ -1349,7 +1477,9 @@ class SyncRunner:
         release = self.store.new_release()
         try:
             self._create_venv(release.path)
-            _res, network_used = self._sync(release.python, dry_run=False, what="uv pip sync", mode=mode)
+            requirements = self._with_editables(release) if self.editables else None
+            _res, network_used = self._sync(release.python, dry_run=False, what="uv pip sync", mode=mode,
+                                            requirements=requirements)
             smoke = run_command([release.python, "-c", ""], uv_environment(self.uv.environ, p.cache_dir, True))
             if smoke.rc != 0:
                 raise SyncError("Smoke check of the new release failed (%s -c '' exited %d): %s"

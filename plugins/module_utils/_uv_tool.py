@@ -11,6 +11,7 @@ the lock then lists each platform's wheel with its URL and sha256.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -97,11 +98,12 @@ def lock_uv_release(uv: str, version: str, cache_dir: str) -> str:
     return lock_path
 
 
-def extract_uv_binaries(wheel_path: str, destination: str) -> list[str]:
+def extract_uv_binaries(wheel_path: str, destination: str, digests: Optional[dict] = None) -> list[str]:
     """Unpack ``uv`` and ``uvx`` from a uv wheel's scripts into DESTINATION; return their paths.
 
     The members are looked up by exact name, so a crafted wheel cannot write elsewhere.
-    Windows wheels carry ``uv.exe``/``uvx.exe``.
+    Windows wheels carry ``uv.exe``/``uvx.exe``. With DIGESTS, each written name's sha256 is
+    stored there, computed while writing (so nobody has to read the 40 MB binary again).
     """
     written: list[str] = []
     os.makedirs(destination, exist_ok=True)
@@ -116,7 +118,19 @@ def extract_uv_binaries(wheel_path: str, destination: str) -> list[str]:
             raise UvError("%s holds no uv binary under *.data/scripts/." % os.path.basename(wheel_path))
         for name in names:
             target = os.path.join(destination, name)
-            with archive.open(scripts[name]) as src:
-                write_atomically(target, lambda out, src=src: shutil.copyfileobj(src, out), mode=0o755)
+            digest = hashlib.sha256()
+
+            def fill(out, member=scripts[name], digest=digest):
+                with archive.open(member) as src:
+                    while True:
+                        block = src.read(1024 * 1024)
+                        if not block:
+                            break
+                        digest.update(block)
+                        out.write(block)
+
+            write_atomically(target, fill, mode=0o755)
+            if digests is not None:
+                digests[name] = digest.hexdigest()
             written.append(target)
     return written

@@ -21,12 +21,14 @@ run leaves the previous wheelhouse usable.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -114,11 +116,13 @@ class TargetPlan:
     host_built: list[str] = field(default_factory=list)
     build_requires: list[str] = field(default_factory=list)
     build_entries: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # Packages installed editable on the host from their shipped sdist (not in requirements.txt).
+    editable_entries: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
     def files(self) -> list[tuple[str, str, str, str]]:
         """Every file of the target's wheelhouse: what it installs and what its builds use."""
-        return self.entries + self.build_entries
+        return self.entries + self.editable_entries + self.build_entries
 
 
 @dataclass
@@ -152,6 +156,9 @@ class WheelhouseOptions:
     prune: bool = True
     # Package names shipped as sdists (with their build requirements) for the hosts to build.
     host_builds: tuple[str, ...] = ()
+    # Install the project, workspace members and editable path dependencies in editable mode (uv
+    # sync's default) instead of as wheels (uv sync --no-editable).
+    editable: bool = False
 
 
 class WheelhouseBuilder:
@@ -198,11 +205,9 @@ class WheelhouseBuilder:
     def _check_lock_current(self, lock: Lock, lock_sha256: str) -> None:
         """``uv lock --check`` once per (pyproject files, uv.lock) state; cached because it asks the index."""
         digest = hashlib.sha256(lock_sha256.encode())
-        for root, dirs, files in os.walk(self.project_dir):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-            if "pyproject.toml" in files:
-                path = os.path.join(root, "pyproject.toml")
-                digest.update(path.encode() + b"\0" + file_sha256(path).encode())
+        for path, sha256 in self._project_configs():
+            if os.path.basename(path) == "pyproject.toml":
+                digest.update(path.encode() + b"\0" + sha256.encode())
         marker = os.path.join(self.options.cache_dir, "lock-checked", digest.hexdigest())
         if os.path.exists(marker):
             return
@@ -442,6 +447,13 @@ class WheelhouseBuilder:
     # -- main ----------------------------------------------------------------------------
 
     def run(self) -> WheelhouseResult:
+        self._configs = None
+        self._recorded = None
+        # Nothing changed since the run that published dest: its recorded result is the answer,
+        # without reading the lock. Only reads, so check mode takes it too.
+        unchanged = self._unchanged_result()
+        if unchanged is not None:
+            return unchanged
         lock = self._load_lock()
         lock_sha256 = lock.sha256
         # Build requirements resolve with the project's own cut-off, like its packages.
@@ -460,21 +472,57 @@ class WheelhouseBuilder:
                                                         default_groups)
             except SelectionError as exc:
                 raise WheelhouseError("Target %s (hosts %s): %s" % (target_id, ", ".join(plan.hosts), exc)) from None
-        if self.options.check_lock:
-            self._check_lock_current(lock, lock_sha256)
+        # From here the fixed costs run beside the planning and the downloads: `uv lock --check` and
+        # the lock of the uv release wait on the index in subprocesses. Nothing under dest is
+        # written before the check passed, and errors come in the order of a sequential run.
+        background = _Background()
+        self._position = -1
+        try:
+            if self.options.check_lock:
+                background.lock_check = background.submit(self._check_lock_current, lock, lock_sha256)
+            return self._run_planned(lock, lock_sha256, plans, selections, background)
+        except BaseException:
+            self.store.cancel()
+            earlier = self._earlier_error(background)
+            if earlier is not None:
+                raise earlier
+            raise
+        finally:
+            background.close()
+
+    def _run_planned(self, lock: Lock, lock_sha256: str, plans: dict, selections: dict,
+                     background: "_Background") -> WheelhouseResult:
+        """run() once the selection stands: plan each target, fetch, publish."""
         version = self.options.uv_version or uv_version(self.uv)
         self._check_required_version(version)
+        background.uv_wheels = background.submit(self._resolve_uv_wheels, version, plans)
+        if not self.check_mode:
+            background.uv_fetch = background.submit(self._fetch_uv_wheels, background.uv_wheels, version)
 
         # Which file each target needs; sha256 -> (filename, request or local path)
         requests: dict[str, FileRequest] = {}
         local_files: dict[str, str] = {}
         would_build: list[str] = []
         for target_id, plan in plans.items():
+            self._position += 1  # which target an error here belongs to (see _earlier_error)
             target = plan.target
             tags = self._tags_for(target)
             for item in selections[target_id]:
                 package = item.package
                 if package.source_kind == "virtual":
+                    continue
+                if self.options.editable and (item.is_root or package.source_kind == "editable"):
+                    try:
+                        filename, sha256, source_path = self._ship_editable(package, item.is_root, target, plan)
+                    except _WouldBuild as pending:
+                        # Check mode: as for wheels below, a stand-in with an unknown hash.
+                        would_build.append(str(pending))
+                        plan.editable_entries.append((package.name, package.version or "", "%s-%s.tar.gz" % (
+                            package.name.replace("-", "_"), package.version or "0"), "0" * 64))
+                        continue
+                    local_files[sha256] = source_path
+                    plan.editable_entries.append((package.name, package.version or _sdist_version(filename),
+                                                  filename, sha256))
                     continue
                 try:
                     filename, sha256, source_path = self._artifact_for(package, item.is_root, target, tags, plan)
@@ -498,11 +546,21 @@ class WheelhouseBuilder:
                 self._resolve_build_closure(plan, tags, requests)
             except _WouldBuild as pending:
                 would_build.append(str(pending))
-            plan.uv_wheel = self._uv_wheel_for(version, target, plan)
+        built_count = sum(plan.built for plan in plans.values())
+        self._position = len(plans)
+        # The packages, largest first; the uv wheels are on their way already (_fetch_uv_wheels).
+        if not self.check_mode:
+            background.downloads = background.submit(self.store.ensure, self._download_order(requests))
+        if background.lock_check is not None:
+            background.lock_check.result()
+        uv_wheels, uv_error = background.uv_wheels.result()
+        if uv_error is not None:
+            raise uv_error[1]
+        for target_id, plan in plans.items():
+            plan.uv_wheel = uv_wheels[target_id]
             requests.setdefault(plan.uv_wheel.sha256, FileRequest(
                 filename=plan.uv_wheel.filename, sha256=plan.uv_wheel.sha256, url=plan.uv_wheel.url,
                 path=plan.uv_wheel.path, label="uv %s" % version))
-        built_count = sum(plan.built for plan in plans.values())
 
         if self.check_mode:
             missing = [r for r in requests.values() if not self.store.has(r.sha256)]
@@ -511,13 +569,16 @@ class WheelhouseBuilder:
                                 downloaded=len(missing), reused=len(requests) - len(missing), built=built_count)
 
         try:
-            outcome = self.store.ensure(requests.values())
+            outcome = self._downloaded(background)
             for sha256, path in local_files.items():
                 self.store.add_file(path, sha256)
         except DownloadError as exc:
             raise WheelhouseError(str(exc)) from None
         downloaded = sum(1 for state in outcome.values() if state != "reused")
         reused = sum(1 for state in outcome.values() if state == "reused")
+        # What a run with nothing changed returns (_unchanged_result); dest/manifest.json keeps it.
+        self._recorded = (self._result(plans, False, lock_sha256, version, downloaded=0, reused=len(outcome),
+                                       built=built_count), sorted(requests), dict(local_files))
         changed = self._publish(plans, lock_sha256, version)
         return self._result(plans, changed, lock_sha256, version, downloaded=downloaded, reused=reused,
                             built=built_count)
@@ -590,6 +651,34 @@ class WheelhouseBuilder:
                 plan.build_requires.append(requirement)
         plan.host_built.append(source.label)
         return filename, sha256, local
+
+    def _ship_editable(self, package: Package, is_root: bool, target: Target,
+                       plan: TargetPlan) -> tuple[str, str, str]:
+        """The sdist of a local tree to install editable on the host, noting its editable build
+        requirements (the backend's PEP 660 hook, e.g. hatchling's `editables`) for TARGET."""
+        label = ("%s %s" % (package.name, package.version or "")).strip()
+        try:
+            source = self._build_source(package, is_root, target, plan, label)
+            path = self._build_wheel(source, dist="sdist")
+            filename, sha256 = os.path.basename(path), file_sha256(path)
+            work = tempfile.mkdtemp(prefix="airgap-uv-sdist-")
+            try:
+                tree = extract_archive(path, filename, work, label)
+                python = self._controller_python(target, exact=True)
+                requires = self.closures.build_requirements(tree, sha256, "editable", label,
+                                                            python=python.path if python else None,
+                                                            cached_only=self.check_mode)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        except ClosureNotCached:
+            raise _WouldBuild(label) from None
+        except (BuildError, ClosureError) as exc:
+            raise WheelhouseError("%s cannot be shipped for an editable install: %s" % (label, exc)) from None
+        for requirement in requires:
+            if requirement not in plan.build_requires:
+                plan.build_requires.append(requirement)
+        plan.host_built.append("%s (editable)" % label)
+        return filename, sha256, path
 
     def _controller_python(self, target: Target, exact: bool) -> Optional[Interpreter]:
         """A controller CPython of the target's minor version; unless EXACT, else the oldest newer one."""
@@ -673,7 +762,9 @@ class WheelhouseBuilder:
         for binary in sorted(os.listdir(uv_dir)):
             path = os.path.join(uv_dir, binary)
             files.append({"filename": "bin/" + binary, "sha256": file_sha256(path), "size": os.path.getsize(path)})
-        return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files,
+        editable = [{"name": name, "version": pkg_version, "filename": filename, "sha256": sha256}
+                    for name, pkg_version, filename, sha256 in sorted(plan.editable_entries)]
+        return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files, "editable": editable,
                 "lock_sha256": lock_sha256, "uv_version": version, "uv_wheel": plan.uv_wheel.filename,
                 "uv_wheel_sha256": plan.uv_wheel.sha256}
 
@@ -830,13 +921,15 @@ class WheelhouseBuilder:
             targets[plan.target.id] = {
                 "hosts": sorted(plan.hosts), "files": len(plan.files), "bytes": sum(sizes), "built": plan.built,
                 "host_built": len(plan.host_built),
-                "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries),
+                "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries + plan.editable_entries),
                 "uv_wheel": plan.uv_wheel.filename if plan.uv_wheel else None,
                 "path": os.path.join(self.dest, "targets", plan.target.id),
                 # What the host's install file and wheelhouse will hold (also in check mode,
                 # where nothing is written): airgap.uv.sync predicts from it.
                 "install_file": {"requirements": self._requirements(plan, lock_sha256),
                                  "build_constraints": self._build_constraints(plan, lock_sha256),
+                                 "editable": [{"name": e[0], "version": e[1], "filename": e[2], "sha256": e[3]}
+                                              for e in sorted(plan.editable_entries)],
                                  "wheels": sorted(e[2] for e in plan.files)},
             }
             for host in plan.hosts:
@@ -887,6 +980,11 @@ def _cached_wheel(out_dir: str) -> Optional[str]:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
+
+
+def _sdist_version(filename: str) -> str:
+    stem = filename[:-len(".tar.gz")] if filename.endswith(".tar.gz") else os.path.splitext(filename)[0]
+    return stem.rpartition("-")[2]
 
 
 def _wheel_version(filename: str) -> str:

@@ -70,8 +70,8 @@ options:
     type: path
   build_constraints:
     description:
-      - The bundle's C(build-constraints.txt) (C(ROOT/build-constraints.txt)): the build requirements,
-        pinned for this host, of packages shipped as sdists because the controller could not build
+      - The bundle's C(build-constraints.txt) (C(ROOT/build-constraints.txt)), which pins for this
+        host the build requirements of packages shipped as sdists because the controller could not build
         them for this host (or because M(airgap.uv.wheelhouse) was told to with O(airgap.uv.wheelhouse#module:host_builds)).
       - When it lists any package, uv may build those sdists on the host, offline, with exactly these
         build requirements from O(wheelhouse) (C(--build-constraint)); the host then needs what the
@@ -81,7 +81,11 @@ options:
     type: path
   manifest:
     description:
-      - The bundle's C(manifest.json). When given, every file it lists is checked for existence,
+      - The bundle's C(manifest.json). Its C(editable) list (from
+        O(airgap.uv.wheelhouse#module:editable)) names the packages installed in editable mode; each
+        one's sdist is unpacked into C(src/) inside the new release and installed with C(-e), built
+        offline with the pinned O(build_constraints); without a manifest nothing is installed editable.
+      - When given, every file it lists is checked for existence,
         size and sha256 before uv runs, and a missing or corrupt file fails the task naming it.
       - Bare file names are looked up in O(wheelhouse); names containing C(/) are relative to
         the manifest's directory.
@@ -214,6 +218,11 @@ options:
       build_constraints:
         description: Text of the build constraints file the copy would write (see O(build_constraints)).
         type: str
+      editable:
+        description: The packages the bundle installs editable (the C(editable) list of its manifest).
+        type: list
+        elements: dict
+        default: []
 notes:
   - No-op runs are fast; a change links files from the warm cache into a fresh directory.
   - Executables installed into a release start with the release's own path in their shebang,
@@ -390,6 +399,7 @@ def main() -> None:
             requirements=dict(type="str", required=True),
             wheels=dict(type="list", elements="str", required=True),
             build_constraints=dict(type="str"),
+            editable=dict(type="list", elements="dict", default=[]),
         )),
     )
     module = AnsibleModule(

@@ -120,6 +120,17 @@ options:
     description: Remove files from O(dest) that no target needs any more.
     type: bool
     default: true
+  editable:
+    description:
+      - Install the project, the workspace members and the path dependencies marked C(editable) in
+        editable mode on the hosts, as C(uv sync) does by default. Each is shipped as its sdist,
+        with the build requirements of its backend's editable hook (PEP 660; hatchling asks for
+        C(editables), for example) pinned for each target in C(build-constraints.txt), and
+        M(airgap.uv.sync) unpacks it inside the new release and installs it editable, offline.
+      - When false (the default), they are built into wheels on the controller, like
+        C(uv sync --no-editable).
+    type: bool
+    default: false
   host_builds:
     description:
       - Names of packages to ship as sdists, with their build requirements, for the hosts to build

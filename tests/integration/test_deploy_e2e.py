@@ -182,3 +182,76 @@ def test_hosts_with_different_pythons_share_one_wheelhouse(mixed_inventory, proj
         assert app.returncode == 0, app.stderr
         assert "python: %s." % python in app.stdout
         assert "pyyaml_c_loader: true" in app.stdout
+
+
+FAKEEXT_SETUP = """\
+from setuptools import setup
+from setuptools.dist import Distribution
+
+
+class BinaryDistribution(Distribution):
+    # A platform-specific wheel without a compiler, so the minimal test host can build it.
+    def has_ext_modules(self):
+        return True
+
+
+setup(distclass=BinaryDistribution, packages=["fakeext"])
+"""
+
+
+def test_editable_project_and_host_built_sdist(inventory, project, tmp_path):
+    """uv_deploy_editable and uv_deploy_host_builds: the host builds from shipped sources, offline,
+    with the shipped and pinned build requirements (hatchling + editables, setuptools)."""
+    fakeext = project.parent / "fakeext"
+    (fakeext / "fakeext").mkdir(parents=True)
+    (fakeext / "fakeext" / "__init__.py").write_text("ANSWER = 42\n")
+    (fakeext / "setup.py").write_text(FAKEEXT_SETUP)
+    (fakeext / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "fakeext"\nversion = "1.0"\n')
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "fakeext",')
+                         + '\n[tool.uv.sources]\nfakeext = { path = "../fakeext" }\n')
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", str(project)], check=True)
+    extra = ("-e", json.dumps({"uv_deploy_editable": True, "uv_deploy_host_builds": ["fakeext"]}))
+
+    first, result = deploy(inventory, project, tmp_path, *extra)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert {item["name"] for item in result["sync"]["installed"]} == {
+        "click", "hello-airgap", "markupsafe", "pyyaml", "fakeext"}
+    target = result["wheelhouse"]["targets"][result["wheelhouse"]["hosts"][HOST]["target"]]
+    assert target["host_built"] == 2  # fakeext, and hello-airgap (editable)
+    constraints = target["install_file"]["build_constraints"]
+    for name in ("hatchling==", "editables==", "setuptools=="):
+        assert name in constraints, constraints
+    python = "/opt/airgap-uv/hello-airgap/venv/bin/python"
+    probe = on_host(python, "-c", "import hello_airgap, fakeext, importlib.metadata as m; "
+                    "print(hello_airgap.__file__); print(fakeext.ANSWER); print(m.distribution('fakeext').read_text('WHEEL'))")
+    assert probe.returncode == 0, probe.stderr
+    # Editable: the package is imported from the sources unpacked inside the release.
+    assert re.search(r"/\.venv\.releases/[^/]+/src/hello_airgap-0\.1\.0/src/hello_airgap/__init__\.py", probe.stdout), \
+        probe.stdout
+    # Built on the host, with the pinned setuptools, for the host's own Python.
+    pinned = re.search(r"^setuptools==(\S+)", constraints, re.M).group(1)
+    assert "42" in probe.stdout and "Generator: setuptools (%s)" % pinned in probe.stdout, probe.stdout
+    assert "Tag: cp311-cp311-linux_x86_64" in probe.stdout, probe.stdout
+    assert on_host(APP, "--name", "editable").returncode == 0
+
+    second, result = deploy(inventory, project, tmp_path, *extra)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap_changed(second.stdout) == 0
+
+    # A source change without a version change: check mode predicts the reinstall the real run does.
+    cli = project / "src" / "hello_airgap" / "cli.py"
+    cli.write_text(cli.read_text() + "\n# changed\n")
+    predicted_proc, predicted = deploy(inventory, project, tmp_path, "--check", *extra)
+    assert predicted_proc.returncode == 0, predicted_proc.stdout[-4000:]
+    third, result = deploy(inventory, project, tmp_path, *extra)
+    assert third.returncode == 0, third.stdout[-4000:]
+    changes = {key: result["sync"][key] for key in ("installed", "removed", "upgraded", "downgraded", "reinstalled")}
+    assert changes == {key: predicted["sync"][key] for key in changes}
+    assert changes["reinstalled"] == [{"name": "hello-airgap", "version": "0.1.0"}], changes
+    assert not any(changes[key] for key in ("installed", "removed", "upgraded", "downgraded")), changes
+    changed_source = on_host("grep", "-c", "# changed", "/opt/airgap-uv/hello-airgap/venv/src/hello_airgap-0.1.0/src/"
+                             "hello_airgap/cli.py")
+    assert changed_source.stdout.strip() == "1", changed_source
