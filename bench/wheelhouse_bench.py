@@ -129,8 +129,11 @@ FIVE_TARGETS = {
 
 # Where a run's time goes: (module, owner, attribute, label).  Wrapped only when present, so
 # the bench keeps working while the module evolves.  Nested: uv_release_lock is inside
-# uv_wheel; extract_uv and compare_published inside publish.
+# uv_wheel; extract_uv inside uv_fetch (or publish); compare_published inside publish.
+# check_lock, uv_wheel and uv_fetch run in threads beside the planning and the downloads, so
+# phases overlap: wait_downloads is the main thread's wait for all fetches (packages and uv).
 PHASES = (
+    ("_wheelhouse", "WheelhouseBuilder", "_unchanged_result", "unchanged_check"),
     ("_wheelhouse", "WheelhouseBuilder", "_load_lock", "load_lock"),
     ("_wheelhouse", None, "select_packages", "select"),
     ("_wheelhouse", "WheelhouseBuilder", "_check_lock_current", "check_lock"),
@@ -138,6 +141,8 @@ PHASES = (
     ("_wheelhouse", "WheelhouseBuilder", "_artifact_for", "choose_wheels"),
     ("_wheelhouse", "WheelhouseBuilder", "_uv_wheel_for", "uv_wheel"),
     ("_wheelhouse", None, "lock_uv_release", "uv_release_lock"),
+    ("_wheelhouse", "WheelhouseBuilder", "_fetch_uv_wheels", "uv_fetch"),
+    ("_wheelhouse", "WheelhouseBuilder", "_downloaded", "wait_downloads"),
     ("_download", "ArtifactStore", "ensure", "downloads"),
     ("_wheelhouse", "WheelhouseBuilder", "_publish", "publish"),
     ("_wheelhouse", None, "extract_uv_binaries", "extract_uv"),
@@ -578,8 +583,9 @@ class Bench:
         return rows, missed
 
 
-PHASE_COLUMNS = ("load_lock", "select", "check_lock", "uv_version", "choose_wheels", "uv_wheel",
-                 "> uv_release_lock", "downloads", "publish", "> extract_uv", "> compare_published")
+PHASE_COLUMNS = ("unchanged_check", "load_lock", "select", "check_lock", "uv_version", "choose_wheels", "uv_wheel",
+                 "> uv_release_lock", "uv_fetch", "> extract_uv", "downloads", "wait_downloads", "publish",
+                 "> compare_published")
 
 
 def seconds(value: float | None) -> str:

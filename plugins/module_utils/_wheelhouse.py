@@ -454,6 +454,29 @@ class WheelhouseBuilder:
         unchanged = self._unchanged_result()
         if unchanged is not None:
             return unchanged
+        # The fixed costs run beside the planning and the downloads: finding (and fetching and
+        # unpacking) the uv release starts now, `uv lock --check` once the lock is read; both wait
+        # on the index in subprocesses. Nothing under dest is written before the check passed,
+        # and errors come in the order of a sequential run (_earlier_error).
+        background = _Background()
+        self._position = -1
+        try:
+            background.version = background.submit(lambda: self.options.uv_version or uv_version(self.uv))
+            background.uv_wheels = background.submit(self._resolve_uv_wheels, background.version)
+            if not self.check_mode:
+                background.uv_fetch = background.submit(self._fetch_uv_wheels, background.uv_wheels)
+            return self._run_full(background)
+        except BaseException:
+            self.store.cancel()
+            earlier = self._earlier_error(background)
+            if earlier is not None:
+                raise earlier
+            raise
+        finally:
+            background.close()
+
+    def _run_full(self, background: "_Background") -> WheelhouseResult:
+        """run() without the short cut: read the lock, select, then plan, fetch and publish."""
         lock = self._load_lock()
         lock_sha256 = lock.sha256
         # Build requirements resolve with the project's own cut-off, like its packages.
@@ -472,32 +495,15 @@ class WheelhouseBuilder:
                                                         default_groups)
             except SelectionError as exc:
                 raise WheelhouseError("Target %s (hosts %s): %s" % (target_id, ", ".join(plan.hosts), exc)) from None
-        # From here the fixed costs run beside the planning and the downloads: `uv lock --check` and
-        # the lock of the uv release wait on the index in subprocesses. Nothing under dest is
-        # written before the check passed, and errors come in the order of a sequential run.
-        background = _Background()
-        self._position = -1
-        try:
-            if self.options.check_lock:
-                background.lock_check = background.submit(self._check_lock_current, lock, lock_sha256)
-            return self._run_planned(lock, lock_sha256, plans, selections, background)
-        except BaseException:
-            self.store.cancel()
-            earlier = self._earlier_error(background)
-            if earlier is not None:
-                raise earlier
-            raise
-        finally:
-            background.close()
+        if self.options.check_lock:
+            background.lock_check = background.submit(self._check_lock_current, lock, lock_sha256)
+        return self._run_planned(lock, lock_sha256, plans, selections, background)
 
     def _run_planned(self, lock: Lock, lock_sha256: str, plans: dict, selections: dict,
                      background: "_Background") -> WheelhouseResult:
         """run() once the selection stands: plan each target, fetch, publish."""
-        version = self.options.uv_version or uv_version(self.uv)
+        version = background.version.result()
         self._check_required_version(version)
-        background.uv_wheels = background.submit(self._resolve_uv_wheels, version, plans)
-        if not self.check_mode:
-            background.uv_fetch = background.submit(self._fetch_uv_wheels, background.uv_wheels, version)
 
         # Which file each target needs; sha256 -> (filename, request or local path)
         requests: dict[str, FileRequest] = {}
@@ -553,7 +559,7 @@ class WheelhouseBuilder:
             background.downloads = background.submit(self.store.ensure, self._download_order(requests))
         if background.lock_check is not None:
             background.lock_check.result()
-        uv_wheels, uv_error = background.uv_wheels.result()
+        dummy, uv_wheels, uv_error = background.uv_wheels.result()
         if uv_error is not None:
             raise uv_error[1]
         for target_id, plan in plans.items():
@@ -750,6 +756,255 @@ class WheelhouseBuilder:
                                   "version with airgap_uv_version." % (version, target.id, ", ".join(plan.hosts)))
         return wheel
 
+    # -- fixed costs beside the downloads ----------------------------------------------------
+
+    def _resolve_uv_wheels(self, version: Future) -> tuple:
+        """(version, {target id: uv wheel}, None), or with the first error and its target's index:
+        (version, wheels, (i, exc)).
+
+        Runs beside reading the lock and the planning; run() puts its error where a sequential run
+        would have met it. When the version or the targets are wrong there is nothing to do: the
+        main thread meets and reports that itself.
+        """
+        try:
+            version = version.result()
+            plans = self._group_targets()
+        except Exception:  # pylint: disable=broad-except
+            return None, {}, None
+        wheels = {}
+        for index, (target_id, plan) in enumerate(plans.items()):
+            try:
+                wheels[target_id] = self._uv_wheel_for(version, plan.target, plan)
+            except Exception as exc:  # pylint: disable=broad-except
+                return version, wheels, (index, exc)
+        return version, wheels, None
+
+    def _fetch_uv_wheels(self, resolved: Future) -> tuple:
+        """Fetch every platform's uv wheel and unpack its binaries as soon as it is verified.
+
+        Returns ({sha256: state}, [download errors]). Unpacking goes to the cache (_uv_binaries),
+        never to dest, and a failure there is left for _publish to meet and report.
+        """
+        version, wheels, error = resolved.result()
+        if error is not None:
+            return {}, []
+        unique = {}
+        for wheel in wheels.values():
+            unique.setdefault(wheel.sha256, wheel)
+
+        def fetch(wheel: Artifact) -> tuple:
+            request = FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url, path=wheel.path,
+                                  label="uv %s" % version)
+            try:
+                outcome = self.store.ensure([request])
+            except DownloadError as exc:
+                return {}, exc.errors
+            if not self._uv_in_dest(version, wheel):
+                try:
+                    self._uv_binaries(wheel)
+                except Exception:  # pylint: disable=broad-except
+                    pass
+            return outcome, []
+
+        outcome, errors = {}, []
+        if unique:
+            with ThreadPoolExecutor(max_workers=len(unique)) as pool:
+                for states, failures in pool.map(fetch, list(unique.values())):
+                    outcome.update(states)
+                    errors += failures
+        return outcome, errors
+
+    def _downloaded(self, background: "_Background") -> dict:
+        """Wait for the package and uv downloads: {sha256: state}; their failures raised together."""
+        outcome, errors = {}, []
+        try:
+            outcome.update(background.downloads.result())
+        except DownloadError as exc:
+            errors += exc.errors
+        uv_outcome, uv_errors = background.uv_fetch.result()
+        for sha256, state in uv_outcome.items():
+            if outcome.get(sha256, "reused") == "reused":
+                outcome[sha256] = state
+        errors = sorted(set(errors + uv_errors))
+        if errors:
+            raise DownloadError("; ".join(errors), errors=errors)
+        return outcome
+
+    def _earlier_error(self, background: "_Background") -> Optional[BaseException]:
+        """The error a sequential run would have raised before the one at hand, if any: a stale lock
+        comes before everything after the check, a target's uv wheel before the next target's plan."""
+        if background.lock_check is not None:
+            error = background.lock_check.exception()
+            if error is not None:
+                return error
+        if background.uv_wheels is not None and self._position >= 0:
+            dummy, dummy2, uv_error = background.uv_wheels.result()
+            if uv_error is not None and uv_error[0] < self._position:
+                return uv_error[1]
+        return None
+
+    def _download_order(self, requests: Mapping[str, FileRequest]) -> list:
+        """Largest first, so the long transfers start at once and small ones fill in around them.
+
+        Sizes come from the lock where it records them; else platform wheels (mostly the big
+        ones) go before pure wheels and sdists. Equal estimates keep the lock's order.
+        """
+        sizes = {artifact.sha256: artifact.size for artifact in self._chosen.values() if artifact.sha256}
+
+        def estimate(request: FileRequest) -> int:
+            size = sizes.get(request.sha256)
+            if size:
+                return size
+            name = request.filename
+            return 4000000 if name.endswith(".whl") and not name.endswith("-any.whl") else 200000
+
+        return sorted(requests.values(), key=estimate, reverse=True)
+
+    def _uv_in_dest(self, version: str, wheel: Artifact) -> bool:
+        directory = os.path.join(self.dest, "uv", version, wheel.filename[:-4])
+        return os.path.isfile(os.path.join(directory, "uv")) or os.path.isfile(os.path.join(directory, "uv.exe"))
+
+    def _uv_binaries(self, wheel: Artifact) -> str:
+        """``cache_dir/uv-binaries/<wheel sha256>``: uv and uvx of WHEEL and their SHA256SUMS, unpacked once.
+
+        _publish links them into dest; the sums spare hashing the 40 MB binary for every manifest.
+        """
+        directory = os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256)
+        if os.path.isfile(os.path.join(directory, _SUMS)):
+            return directory
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(directory), prefix=".uv-")
+        try:
+            os.chmod(staging, 0o755)
+            digests: dict = {}
+            extract_uv_binaries(self.store.path_for(wheel.sha256), staging, digests=digests)
+            _write_text(os.path.join(staging, _SUMS), _format_sums(digests))
+            if os.path.isdir(directory):
+                shutil.rmtree(directory, ignore_errors=True)  # left without its sums: unpack afresh
+            try:
+                os.replace(staging, directory)
+            except OSError:
+                if not os.path.isfile(os.path.join(directory, _SUMS)):
+                    raise
+                # A concurrent run placed the same binaries first.
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return directory
+
+    # -- nothing changed -------------------------------------------------------------------
+
+    # Options that change how a run fetches, not what it publishes.
+    _FETCH_ONLY_OPTIONS = ("workers", "retries", "timeout")
+    # Per run (set in run()): the project's config files, the inputs digest, what to record.
+    _configs: Optional[list] = None
+    _inputs: Optional[str] = None
+    _recorded: Optional[tuple] = None
+    _position = -1
+
+    def _project_configs(self) -> list:
+        """[(path, sha256)] of every pyproject.toml, uv.toml and .python-version in the project, in
+        the order _check_lock_current has always hashed pyproject.toml files (read once per run)."""
+        if self._configs is None:
+            found = []
+            for root, dirs, files in os.walk(self.project_dir):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+                for name in ("pyproject.toml", "uv.toml", ".python-version"):
+                    if name in files:
+                        path = os.path.join(root, name)
+                        found.append((path, file_sha256(path)))
+            self._configs = found
+        return self._configs
+
+    def _inputs_digest(self) -> str:
+        """sha256 over everything a run reads except the local source trees it builds (those are
+        recorded one by one): uv.lock, the project's uv configuration, the options that shape the
+        result, the controller's uv, the collection and manifest format."""
+        with open(self._lock_path(), "rb") as handle:
+            lock_sha256 = hashlib.sha256(handle.read()).hexdigest()
+        configs = self._project_configs()
+        if not any(path == os.path.join(self.project_dir, "pyproject.toml") for path, dummy in configs):
+            raise ValueError("no pyproject.toml")
+        options = {item.name: getattr(self.options, item.name) for item in dataclasses.fields(self.options)
+                   if item.name not in self._FETCH_ONLY_OPTIONS}
+        uv = os.path.realpath(self.uv)
+        uv_stat = os.stat(uv)
+        payload = {"format": MANIFEST_FORMAT, "collection_version": COLLECTION_VERSION, "lock_sha256": lock_sha256,
+                   "configs": configs, "options": options, "project": self.project_dir, "dest": self.dest,
+                   "cache_dir": os.path.abspath(self.options.cache_dir),
+                   # Which uv answers `uv --version`, runs the lock check and the builds.
+                   "uv": [uv, uv_stat.st_size, uv_stat.st_mtime_ns]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_plain).encode("utf-8")).hexdigest()
+
+    def _unchanged_result(self) -> Optional[WheelhouseResult]:
+        """The recorded result of the run that published dest, when none of its inputs changed since,
+        no local source tree it built changed, and all it published, fetched and built is still
+        there with its recorded size (the install files and manifests by content). Else None."""
+        try:
+            self._inputs = self._inputs_digest()
+        except (OSError, ValueError, TypeError):
+            self._inputs = None  # the full run says what is wrong
+            return None
+        try:
+            with open(os.path.join(self.dest, "manifest.json"), encoding="utf-8") as handle:
+                manifest = json.load(handle)
+            record = manifest["inputs"]
+            if (manifest.get("format") != MANIFEST_FORMAT or manifest.get("collection_version") != COLLECTION_VERSION
+                    or record["digest"] != self._inputs):
+                return None
+            for tree, digest in record["trees"].items():
+                if not os.path.isdir(tree) or self._source_digest(tree) != digest:
+                    return None
+            published = record["published"]
+            if self.options.prune:
+                present = {name for name in os.listdir(os.path.join(self.dest, "files")) if not name.startswith(".")}
+                if present != {name[6:] for name in published if name.startswith("files/")}:
+                    return None
+            for relative, (size, sha256) in published.items():
+                path = os.path.join(self.dest, relative)
+                if os.path.getsize(path) != size or (sha256 and file_sha256(path) != sha256):
+                    return None
+            for sha256, size in record["store"].items():
+                if os.path.getsize(self.store.path_for(sha256)) != size:
+                    return None
+            for path, size in record["built_files"].items():
+                if os.path.getsize(path) != size:
+                    return None
+            return WheelhouseResult(changed=False, downloaded=0, requests=self.store.requests_made,
+                                    **record["result"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _inputs_record(self, plans: dict, needed: Mapping[str, str], version: str) -> Optional[dict]:
+        """What _unchanged_result compares, for dest/manifest.json; None when the inputs are unknown."""
+        if self._inputs is None or self._recorded is None:
+            return None
+        result, requested, local_files = self._recorded
+        published: dict = {}
+
+        def note(relative: str, by_content: bool) -> None:
+            path = os.path.join(self.dest, relative)
+            published[relative] = [os.path.getsize(path), file_sha256(path) if by_content else None]
+
+        for filename in needed:
+            note("files/" + filename, False)
+        for plan in plans.values():
+            uv_dir = os.path.relpath(self._uv_dir(version, plan), self.dest).replace(os.sep, "/")
+            for name in os.listdir(os.path.join(self.dest, uv_dir)):
+                note(uv_dir + "/" + name, name == _SUMS)
+            top = os.path.join(self.dest, "targets", plan.target.id)
+            for root, dirs, files in os.walk(top):
+                for name in files:
+                    # Install files and the manifest by content; the links into files/ and uv/ by size.
+                    note(os.path.relpath(os.path.join(root, name), self.dest).replace(os.sep, "/"), root == top)
+        store = {sha256: os.path.getsize(self.store.path_for(sha256)) for sha256 in set(requested) | set(needed.values())}
+        recorded = dataclasses.asdict(result)
+        for key in ("changed", "downloaded", "requests"):
+            recorded.pop(key)
+        return {"digest": self._inputs, "trees": dict(sorted(self._tree_keys.items())), "published": published,
+                "store": dict(sorted(store.items())),
+                "built_files": {path: os.path.getsize(path) for path in sorted(set(local_files.values()))},
+                "result": recorded}
+
     # -- publishing ----------------------------------------------------------------------
 
     def _target_manifest(self, plan: TargetPlan, lock_sha256: str, version: str, uv_dir: str) -> dict:
@@ -758,10 +1013,14 @@ class WheelhouseBuilder:
             files.append({"filename": filename, "sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                           "name": name, "version": pkg_version})
         # The uv binaries are checked on the host like the wheels (names with a slash are
-        # relative to the manifest).
+        # relative to the manifest). Their sha256 was noted when they were unpacked.
+        sums = _read_sums(uv_dir)
         for binary in sorted(os.listdir(uv_dir)):
+            if binary == _SUMS:
+                continue
             path = os.path.join(uv_dir, binary)
-            files.append({"filename": "bin/" + binary, "sha256": file_sha256(path), "size": os.path.getsize(path)})
+            files.append({"filename": "bin/" + binary, "sha256": sums.get(binary) or file_sha256(path),
+                          "size": os.path.getsize(path)})
         editable = [{"name": name, "version": pkg_version, "filename": filename, "sha256": sha256}
                     for name, pkg_version, filename, sha256 in sorted(plan.editable_entries)]
         return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files, "editable": editable,
@@ -802,9 +1061,16 @@ class WheelhouseBuilder:
                     if handle.read() != self._build_constraints(plan, lock_sha256):
                         return True
                 with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as handle:
-                    if json.load(handle) != self._target_manifest(plan, lock_sha256, version, uv_dir):
+                    manifest = json.load(handle)
+                if manifest != self._target_manifest(plan, lock_sha256, version, uv_dir):
+                    return True
+                # Each file the manifest lists is still there, with its size (a removed link too).
+                for entry in manifest["files"]:
+                    name = entry["filename"]
+                    if os.path.getsize(os.path.join(directory, name if "/" in name else "wheelhouse/" + name)) \
+                            != entry["size"]:
                         return True
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyError, TypeError):
                 # Also a wheel not in the store yet (check mode) or uv not unpacked yet.
                 return True
         return False
@@ -831,16 +1097,24 @@ class WheelhouseBuilder:
         for plan in plans.values():
             wheel = plan.uv_wheel
             directory = self._uv_dir(version, plan)
-            if not os.path.isfile(os.path.join(directory, "uv")) and not os.path.isfile(os.path.join(directory, "uv.exe")):
+            if not self._uv_in_dest(version, wheel):
                 staging = tempfile.mkdtemp(dir=self.dest, prefix=".uv-")
                 os.chmod(staging, 0o755)
                 try:
-                    extract_uv_binaries(self.store.path_for(wheel.sha256), staging)
+                    # Unpacked while the packages downloaded (_fetch_uv_wheels), else now.
+                    unpacked = self._uv_binaries(wheel)
+                    for name in sorted(os.listdir(unpacked)):
+                        _link_or_copy(os.path.join(unpacked, name), os.path.join(staging, name))
                     os.makedirs(os.path.dirname(directory), exist_ok=True)
                     os.replace(staging, directory)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
                 changed = True
+            elif not os.path.isfile(os.path.join(directory, _SUMS)):
+                # Unpacked by an older run: note the sums once (nothing a host gets changes).
+                _write_text(os.path.join(directory, _SUMS), _format_sums(
+                    {name: file_sha256(os.path.join(directory, name)) for name in os.listdir(directory)
+                     if not name.startswith(".")}))
             uv_dirs[plan.target.id] = directory
 
         targets_dir = os.path.join(self.dest, "targets")
@@ -858,7 +1132,8 @@ class WheelhouseBuilder:
                 for dummy, dummy2, filename, dummy3 in plan.files:
                     _link_or_copy(os.path.join(files_dir, filename), os.path.join(staging, "wheelhouse", filename))
                 for name in os.listdir(uv_dirs[plan.target.id]):
-                    _link_or_copy(os.path.join(uv_dirs[plan.target.id], name), os.path.join(staging, "bin", name))
+                    if name != _SUMS:
+                        _link_or_copy(os.path.join(uv_dirs[plan.target.id], name), os.path.join(staging, "bin", name))
                 _write_text(os.path.join(staging, "requirements.txt"), self._requirements(plan, lock_sha256))
                 _write_text(os.path.join(staging, "build-constraints.txt"), self._build_constraints(plan, lock_sha256))
                 _write_text(os.path.join(staging, "manifest.json"),
@@ -893,18 +1168,26 @@ class WheelhouseBuilder:
                    "uv_version": version, "files": files,
                    "targets": {p.target.id: {"hosts": sorted(p.hosts), "uv_wheel": p.uv_wheel.filename}
                                for p in plans.values()}}
+        # The record of this run's inputs and result (for the "nothing changed" short cut) is
+        # rewritten when it differs, but only the rest makes a change.
+        inputs = self._inputs_record(plans, needed, version)
         path = os.path.join(self.dest, "manifest.json")
+        same, created = False, None
         try:
             with open(path, encoding="utf-8") as handle:
                 old = json.load(handle)
-            old.pop("created", None)
-            if old == content:
+            created = old.pop("created", None)
+            old_inputs = old.pop("inputs", None)
+            same = old == content
+            if same and old_inputs == inputs:
                 return False
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             pass
-        content["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if inputs is not None:
+            content["inputs"] = inputs
+        content["created"] = created if same and created else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
-        return True
+        return not same
 
     def _result(self, plans: dict, changed: bool, lock_sha256: str, version: str, downloaded: int,
                 reused: int, built: int) -> WheelhouseResult:
@@ -1030,3 +1313,54 @@ def _place(source: str, destination: str, sha256: str) -> bool:
 
 def _write_text(path: str, text: str) -> None:
     write_atomically(path, lambda out: out.write(text.encode("utf-8")))
+
+
+# Beside the uv binaries: their sha256, written when they are unpacked.
+_SUMS = "SHA256SUMS"
+
+
+def _format_sums(digests: Mapping[str, str]) -> str:
+    return "".join("%s  %s\n" % (digest, name) for name, digest in sorted(digests.items()))
+
+
+def _read_sums(directory: str) -> dict:
+    """{name: sha256} from DIRECTORY's SHA256SUMS; empty when there is none."""
+    sums = {}
+    try:
+        with open(os.path.join(directory, _SUMS), encoding="utf-8") as handle:
+            for line in handle:
+                digest, sep, name = line.rstrip("\n").partition("  ")
+                if sep and len(digest) == 64:
+                    sums[name] = digest
+    except OSError:
+        pass
+    return sums
+
+
+def _plain(value):
+    """JSON stand-in for the option values json does not know (for the inputs digest)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return repr(value)
+
+
+class _Background:
+    """What runs beside the planning: uv lock --check, the uv release's wheels, the downloads."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="airgap-uv")
+        self.version: Optional[Future] = None
+        self.lock_check: Optional[Future] = None
+        self.uv_wheels: Optional[Future] = None
+        self.uv_fetch: Optional[Future] = None
+        self.downloads: Optional[Future] = None
+
+    def submit(self, function: Callable, *args) -> Future:
+        return self._pool.submit(function, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -162,7 +162,10 @@ options:
     default: false
   state:
     description:
-      - V(present) makes O(venv) hold exactly the packages of O(requirements).
+      - V(present) makes O(venv) hold exactly the packages of O(requirements). When packages must
+        change and a kept release already holds exactly them (for example the release a
+        V(rollback) switched away from), O(venv) is switched back to that release instead of
+        building a new one (roll forward, see the notes).
       - V(rollback) switches O(venv) back to the release that was in service before the current
         one (fails when there is none); always reports a change.
     type: str
@@ -186,6 +189,22 @@ options:
     description:
       - Group (name or gid) to own a new release, like O(owner).
     type: str
+  mode:
+    description:
+      - Permissions of the environment's top directory, that is of the release directory O(venv)
+        points at, as an octal string such as V('0750') (also V('750') or V('0o750')). Quote it in
+        YAML; an unquoted number is taken as the mode's value itself, like M(ansible.builtin.file)
+        does (V(0750) works, V(750) does not). Symbolic modes (V(u=rwx,g=rx)) are not supported.
+      - Not recursive. What uv installs inside keeps the modes uv gives it (C(0755) and C(0644)
+        less the umask), so V('0750') with O(group) keeps other users out of the whole environment.
+      - Applied to the release put in service by O(state=present), whether newly built, switched
+        back to, or already in service. In the last case, only a mode that differs is fixed, and the
+        run reports a change with RV(reason) C(mode of RELEASE changed from OLD to NEW); check mode predicts
+        it. Other kept releases, the releases directory and the O(venv) symlink are not changed.
+        O(state=rollback) ignores it.
+      - The owner needs C(rwx) (for example V('0700'), V('0750'), V('0755')); other modes are refused.
+      - When not set, a new release directory gets C(0755) less the umask and an existing one is left as it is.
+    type: raw
   keep_releases:
     description:
       - How many complete releases to keep, counting the one in service. The release replaced by
@@ -229,10 +248,17 @@ notes:
     so a running program keeps using the release it started from until it restarts.
   - uv does not notice a wheel that was rebuilt without a version change; this module records the
     hashes each release was built from and builds a new release when they change (RV(reinstalled)).
-  - O(state=present) after a rollback builds a new release for the requirements (it does not switch
-    back to the release that was rolled away from).
-  - The switch is atomic (one C(rename) of a symlink), but the files of a new release are not
-    flushed to disk before it; after a power loss run the module again.
+  - Roll forward. When packages must change, a kept release is switched back to (RV(reason) ends with
+    C(switched to existing release ID)) instead of building a new one, when it is complete, was built
+    from a wheelhouse (not adopted) for the same O(python), recorded exactly the wanted package names,
+    versions and sha256 hashes (a wheel rebuilt without a version change never matches), still runs,
+    and holds exactly those packages according to C(uv pip list). No C(uv pip sync) runs; O(owner),
+    O(group) and O(mode) are applied to it, and a later O(state=rollback) returns to the release it
+    replaced. Check mode predicts the switch. Otherwise a new release is built.
+  - The switch is atomic (one C(rename) of a symlink), and a new release is made durable before it.
+    On Linux one C(syncfs) of its file system flushes every file uv wrote (elsewhere each file is
+    fsynced), then its metadata, its directory and the releases directory are fsynced, and after
+    the rename the directory holding O(venv). A no-op run flushes nothing.
 seealso:
   - name: uv pip sync
     description: The uv command this module drives.
@@ -346,7 +372,10 @@ uv_version:
   type: str
   sample: 0.13.8
 reason:
-  description: Why the run changed something (V(null) when it did not).
+  description:
+    - Why the run changed something (V(null) when it did not), reasons joined with C(; ), for
+      example C(packages changed), C(python changed from A to B), C(mode of RELEASE changed from 0755 to 0750),
+      or, when a kept release was put back in service, C(packages changed; switched to existing release ID).
   returned: success
   type: str
   sample: packages changed
@@ -393,6 +422,7 @@ def main() -> None:
         adopt=dict(type="bool", default=False),
         owner=dict(type="str"),
         group=dict(type="str"),
+        mode=dict(type="raw"),
         keep_releases=dict(type="int", default=2),
         lock_timeout=dict(type="int", default=600),
         pending=dict(type="dict", options=dict(

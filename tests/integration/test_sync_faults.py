@@ -712,7 +712,7 @@ def test_rollback_playbook(fleet, versions):
     first_link, dummy = release_state(host)
     deployment = fleet.deploy(host, fleet.projects["v2"])
     assert deployment.ok, deployment.tail()
-    second_link, dummy = release_state(host)
+    second_link, releases = release_state(host)
     assert second_link != first_link and "click: 8.1.7" in app_output(host)
 
     project = "uv_deploy_project=%s" % fleet.projects["v2"]
@@ -727,6 +727,15 @@ def test_rollback_playbook(fleet, versions):
     assert release_state(host)[0] == first_link
     assert "click: %s" % versions["v1"]["click"] in app_output(host)
     assert_host_has(host, fleet.baseline[host]["packages"])
+
+    # Roll forward: deploying v2 again puts the release rolled back from back in service, no build.
+    forward = fleet.deploy(host, fleet.projects["v2"])
+    assert forward.ok, forward.tail()
+    assert forward.sync["changed"], forward.sync
+    assert forward.sync["reason"].endswith("switched to existing release %s" % second_link.split("/")[-1]), forward.sync
+    assert forward.sync["downgraded"] == [{"name": "click", "from": versions["v1"]["click"], "to": "8.1.7"}]
+    assert release_state(host) == (second_link, releases)
+    assert "click: 8.1.7" in app_output(host)
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import os
 import threading
+import time
 
 import pytest
 
@@ -170,6 +171,54 @@ def test_one_connection_serves_many_files(tmp_path):
         assert set(store.ensure(requests).values()) == {"downloaded"}
         assert store.requests_made == 6
         assert _KeepAliveHandler.connections == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_failures_are_listed_one_by_one(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), retries=0, backoff=0.01)
+    other = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(DownloadError) as info:
+        store.ensure([FileRequest(filename="f.whl", sha256=other, url=server + "/missing/f.whl", label="f"),
+                      FileRequest(filename="g.whl", sha256=PAYLOAD_SHA, url=server + "/bad/g.whl", label="g")])
+    assert len(info.value.errors) == 2 and str(info.value) == "; ".join(info.value.errors)
+    assert [e.split(":")[0] for e in info.value.errors] == ["f", "g"]
+
+
+def test_cancel_stops_fetches_and_leaves_nothing(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), workers=2, backoff=0.01)
+    store.cancel()
+    with pytest.raises(DownloadError, match=r"h 1\.0: cancelled"):
+        store.ensure([FileRequest(filename="h.whl", sha256=PAYLOAD_SHA, url=server + "/ok/h.whl", label="h 1.0")])
+    assert not store.has(PAYLOAD_SHA) and _leftovers(str(tmp_path)) == []
+    assert _Handler.hits == {}
+
+
+def test_cancel_during_a_download_discards_the_partial_file(tmp_path):
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD) * 8))
+            self.end_headers()
+            for dummy in range(8):
+                self.wfile.write(PAYLOAD)
+                time.sleep(0.2)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        store = ArtifactStore(str(tmp_path), retries=0)
+        threading.Timer(0.3, store.cancel).start()
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="cancelled"):
+            store.ensure([FileRequest(filename="i.whl", sha256=PAYLOAD_SHA,
+                                      url="http://127.0.0.1:%d/i.whl" % httpd.server_address[1], label="i")])
+        assert time.monotonic() - started < 1.2
+        assert _leftovers(str(tmp_path)) == []
     finally:
         httpd.shutdown()
         httpd.server_close()

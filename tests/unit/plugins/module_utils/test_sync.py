@@ -2,7 +2,10 @@
 # Copyright (c) airgap.uv contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests of plugins/module_utils/_sync.py (no uv needed).
+"""Unit tests of plugins/module_utils/_sync.py.
+
+Most need no uv; the durability tests at the end run SyncRunner in-process with the real uv
+(``uv_bin`` fixture) on synthetic wheels and record every fsync/syncfs and the switch.
 
 uv outputs are real recordings of uv 0.13.8 (JSON + text), 0.8.22 and 0.5.31 (text only)
 under fixtures/uv_output/<version>/ (see fixtures/uv_output/README.md).
@@ -563,3 +566,229 @@ def test_runner_content_change_detected(inputs, tmp_path):
     result = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), check_mode=True, diff=True, runner=FakeUv()).run()
     assert result["changed"] and result["reinstalled"] == [{"name": "six", "version": "1.16.0"}]
     assert "content changed" in result["reason"] and result["diff"]["before"] == result["diff"]["after"]
+
+
+# ---------------------------------------------------------------------------
+# mode option
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, mode",
+    [(None, None), ("", None), ("0750", 0o750), ("750", 0o750), ("0o750", 0o750), (" 2770 ", 0o2770),
+     ("0700", 0o700), (0o755, 0o755), (493, 0o755)],
+)
+def test_parse_mode(value, mode):
+    assert S.parse_mode(value) == mode
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("u=rwx,g=rx", "symbolic modes"),
+        ("0759", "not an octal mode"),
+        ("0x1ed", "not an octal mode"),
+        ("17777", "out of range"),
+        ("0644", "must give the owner rwx"),  # a file mode on a directory
+        ("0500", "must give the owner rwx"),
+        (755, "the number 1363 in octal; quote octal modes"),  # YAML's unquoted 755 is decimal
+        (True, "octal string"),
+    ],
+)
+def test_parse_mode_refuses(value, fragment):
+    with pytest.raises(S.SyncError) as exc:
+        S.parse_mode(value)
+    assert fragment in exc.value.msg
+
+
+def test_runner_refuses_bad_mode_before_uv(inputs, tmp_path):
+    fake = FakeUv()
+    for state in ("present", "rollback"):
+        with pytest.raises(S.SyncError, match="must give the owner rwx"):
+            S.SyncRunner(dict(inputs, mode="0644", state=state), runner=fake).run()
+    assert fake.calls == [] and not (tmp_path / "app").exists()
+
+
+# ---------------------------------------------------------------------------
+# roll forward: which kept release may be switched to
+# ---------------------------------------------------------------------------
+
+
+def _reqs(**pins):
+    return {name: S.Requirement(name, version, hashes) for name, (version, hashes) in pins.items()}
+
+
+@pytest.mark.parametrize(
+    "meta, matches",
+    [
+        ({}, True),
+        ({"python": "/usr/bin/python3.12"}, False),  # python changed
+        ({"adopted": True}, False),  # not built from a wheelhouse
+        ({"packages": {"six": {"version": "1.16.0", "hashes": [H2]}}}, False),  # content changed, same version
+        ({"packages": {"six": {"version": "1.16.0", "hashes": [H1, H2]}}}, False),  # other hash set
+        ({"packages": {"six": {"version": "1.16.0", "hashes": []}}}, False),  # nothing to compare
+        ({"packages": {"six": {"version": "1.17.0", "hashes": [H1]}}}, False),
+        ({"packages": {"six": {"version": "1.16.0", "hashes": [H1]}, "idna": {"version": "3.7", "hashes": [H2]}}}, False),
+        ({"packages": None}, False),
+    ],
+)
+def test_recorded_match(inputs, meta, matches):
+    base = {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}}
+    runner = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), runner=FakeUv())
+    assert runner._recorded_match(dict(base, **meta), _reqs(six=("1.16.0", [H1]))) is matches
+    assert runner._recorded_match(None, _reqs(six=("1.16.0", [H1]))) is False
+
+
+# ---------------------------------------------------------------------------
+# durability before the switch
+# ---------------------------------------------------------------------------
+
+
+def _fd_path(fd):
+    return os.readlink("/proc/self/fd/%d" % fd)
+
+
+@pytest.fixture
+def fsync_log(monkeypatch):
+    """Record every fsync and syncfs (by path) and every switch, in order; the real calls still happen."""
+    events = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        events.append(("fsync", _fd_path(fd)))
+        return real_fsync(fd)
+
+    real_syncfs = S._libc_syncfs()
+    assert real_syncfs is not None, "syncfs through ctypes should work on Linux"
+
+    def syncfs(fd):
+        events.append(("syncfs", _fd_path(fd)))
+        return real_syncfs(fd)
+
+    real_activate = S.ReleaseStore.activate
+
+    def activate(store, release):
+        events.append(("activate", release.path))
+        return real_activate(store, release)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(S, "_libc_syncfs", lambda: syncfs)
+    monkeypatch.setattr(S.ReleaseStore, "activate", activate)
+    return events
+
+
+def test_fsync_tree_covers_files_and_directories_not_symlinks(tmp_path, fsync_log):
+    (tmp_path / "t" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "t" / "a" / "b" / "f.py").write_text("x")
+    (tmp_path / "t" / "g.txt").write_text("y")
+    (tmp_path / "outside").write_text("z")
+    (tmp_path / "t" / "link").symlink_to(tmp_path / "outside")
+    (tmp_path / "t" / "dirlink").symlink_to(tmp_path / "t" / "a")
+    for workers in (1, 8):
+        del fsync_log[:]
+        assert S.fsync_tree(str(tmp_path / "t"), workers=workers) == 6  # 3 dirs, 2 files, 1 link skipped
+        flushed = sorted(p for kind, p in fsync_log)
+        assert flushed == sorted([str(tmp_path / "t")] + [str(tmp_path / "t" / p) for p in ("a", "a/b", "a/b/f.py", "g.txt")])
+
+
+def test_make_durable_syncfs_fallback_and_errors(tmp_path, monkeypatch):
+    (tmp_path / "rel" / "lib").mkdir(parents=True)
+    (tmp_path / "rel" / "lib" / "m.py").write_text("x")
+    assert S.make_durable(str(tmp_path / "rel")) == "syncfs"  # the real syscall
+
+    flushed = []
+    monkeypatch.setattr(S, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
+    monkeypatch.setattr(S, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
+    assert S.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
+    monkeypatch.setattr(S, "_libc_syncfs", lambda: (lambda fd: S.errno.ENOSYS))  # refused by a seccomp filter
+    assert S.make_durable(str(tmp_path / "rel")) == "fsync"
+    monkeypatch.setattr(S, "_libc_syncfs", lambda: (lambda fd: S.errno.EIO))
+    with pytest.raises(S.SyncError, match=r"Cannot flush .*/rel to disk: Input/output error"):
+        S.make_durable(str(tmp_path / "rel"))
+
+
+def _real_bundle(tmp_path, uv_bin, uv_cache):
+    """Two synthetic pure wheels and a hash-pinned install file, for the real uv."""
+    import base64
+    import hashlib
+    import zipfile
+
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    lines = {}
+    for name, version in (("alpha", "1.0"), ("alpha", "2.0"), ("beta", "1.0")):
+        dist = "%s-%s" % (name, version)
+        files = {
+            "%s/__init__.py" % name: "VERSION = %r\n" % version,
+            "%s.dist-info/METADATA" % dist: "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version),
+            "%s.dist-info/WHEEL" % dist: "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        }
+        path = wheelhouse / ("%s-py3-none-any.whl" % dist)
+        record = []
+        with zipfile.ZipFile(path, "w") as z:
+            for arc, text in files.items():
+                z.writestr(arc, text)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+                record.append("%s,sha256=%s,%d" % (arc, digest, len(text)))
+            record.append("%s.dist-info/RECORD,," % dist)
+            z.writestr("%s.dist-info/RECORD" % dist, "\n".join(record) + "\n")
+        lines[dist] = "%s==%s --hash=sha256:%s" % (name, version, hashlib.sha256(path.read_bytes()).hexdigest())
+    requirements = tmp_path / "requirements.txt"
+
+    def pins(*dists):
+        requirements.write_text("\n".join(lines[d] for d in dists) + "\n")
+
+    pins("alpha-1.0", "beta-1.0")
+    params = {"uv": uv_bin, "wheelhouse": str(wheelhouse), "requirements": str(requirements),
+              "venv": str(tmp_path / "app" / "venv"), "cache_dir": uv_cache,
+              "python": os.path.realpath(S.sys.executable)}
+    return params, pins
+
+
+def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, uv_bin, uv_cache, fsync_log):
+    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    first = S.SyncRunner(params).run()
+    store = S.ReleaseStore(params["venv"])
+    release = first["release"]
+    order = [(kind, path) for kind, path in fsync_log]
+
+    def at(kind, path):
+        assert (kind, path) in order, (kind, path, order)
+        return order.index((kind, path))
+
+    # the files uv wrote, then the metadata (the completion mark) and its entry, then the
+    # release's entry in the releases directory, then the switch and the symlink's directory
+    assert at("syncfs", store.releases_dir) < at("fsync", os.path.join(release, S.RELEASE_META + ".tmp"))
+    assert at("fsync", os.path.join(release, S.RELEASE_META + ".tmp")) < at("fsync", release)
+    assert at("fsync", release) < at("fsync", store.releases_dir) < at("activate", release)
+    assert at("activate", release) < at("fsync", str(tmp_path / "app"))
+
+    del fsync_log[:]
+    assert S.SyncRunner(params).run()["changed"] is False
+    assert fsync_log == []  # a no-op run pays for no flush
+
+    # an I/O error while flushing the new release: no switch, the half-built release is removed
+    pins("alpha-2.0", "beta-1.0")
+    real_fsync = os.fsync
+
+    def failing(fd):
+        if os.path.dirname(_fd_path(fd)) == store.releases_dir:
+            raise OSError(S.errno.EIO, "Input/output error")
+        return real_fsync(fd)
+
+    S.os.fsync = failing  # restored by the fsync_log fixture's monkeypatch
+    with pytest.raises(S.SyncError, match="Cannot flush .* to disk: Input/output error; the release in service was left alone"):
+        S.SyncRunner(params).run()
+    assert store.inspect().current.path == release
+    assert os.listdir(store.releases_dir) == [os.path.basename(release)]
+
+
+def test_build_falls_back_to_fsync_of_every_file(tmp_path, uv_bin, uv_cache, fsync_log, monkeypatch):
+    params, _pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    monkeypatch.setattr(S, "_libc_syncfs", lambda: None)
+    release = S.SyncRunner(params).run()["release"]
+    flushed = {path for kind, path in fsync_log if kind == "fsync"}
+    assert not [kind for kind, _p in fsync_log if kind == "syncfs"]
+    init = os.path.join(release, "lib", "python%d.%d" % S.sys.version_info[:2], "site-packages", "alpha", "__init__.py")
+    assert init in flushed and os.path.join(release, "pyvenv.cfg") in flushed
+    assert os.path.join(release, "bin") in flushed

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -21,6 +23,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
     WheelhouseBuilder,
     WheelhouseError,
     WheelhouseOptions,
+    WheelhouseResult,
 )
 
 from test_target import facts  # same directory: pytest puts it on sys.path
@@ -211,3 +214,259 @@ def test_lock_made_with_exclude_newer_on_the_command_line_is_current(uv_cache, t
     pyproject.write_text(pyproject.read_text().replace('["six"]', '["six", "idna"]'))
     with pytest.raises(WheelhouseError, match=r"does not match pyproject\.toml"):
         WheelhouseBuilder(options, uv=UV).run()
+
+
+# -- the "nothing changed" short cut and the work run beside the downloads ------------------
+
+TARGET = "cpython3.11.2-linux-x86_64-glibc2.36"
+
+# A PEP 517 backend inside the project (no build requirements, so no index): uv builds the
+# project's wheel with it, the way a real project's local tree is built.
+BACKEND = '''
+import base64, hashlib, os, zipfile
+
+def _digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.path.join("src", "demo", "__init__.py"), "rb") as handle:
+        code = handle.read()
+    files = {"demo/__init__.py": code,
+             "demo-0.1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: demo\\nVersion: 0.1.0\\n",
+             "demo-0.1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    record = "".join("%s,%s,%d\\n" % (n, _digest(d), len(d)) for n, d in files.items())
+    files["demo-0.1.0.dist-info/RECORD"] = (record + "demo-0.1.0.dist-info/RECORD,,\\n").encode()
+    name = "demo-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for member, data in files.items():
+            archive.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
+    return name
+'''
+
+
+def make_packaged_project(directory, base):
+    """make_project, but the project itself is built (by the in-tree backend above)."""
+    make_project(directory, base)
+    (directory / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0.1.0"\nrequires-python = ">=3.9"\n'
+        'dependencies = ["alpha", "beta"]\n'
+        '[build-system]\nrequires = []\nbuild-backend = "_backend"\nbackend-path = ["."]\n')
+    (directory / "_backend.py").write_text(BACKEND)
+    (directory / "src" / "demo").mkdir(parents=True)
+    (directory / "src" / "demo" / "__init__.py").write_text("VALUE = 1\n")
+    lock = directory / "uv.lock"
+    lock.write_text(lock.read_text().replace('source = { virtual = "." }', 'source = { editable = "." }'))
+    return directory
+
+
+def counting_full_runs(monkeypatch):
+    """Count the runs that read the lock (the short cut never does)."""
+    calls = []
+    original = WheelhouseBuilder._load_lock
+
+    def spy(self):
+        calls.append(1)
+        return original(self)
+
+    monkeypatch.setattr(WheelhouseBuilder, "_load_lock", spy)
+    return calls
+
+
+def run_with(project, dest, cache, check_mode=False, full=False, monkeypatch=None, **overrides):
+    options = dict(project=str(project), dest=str(dest), targets={"web1": facts(), "web2": facts()},
+                   selection=SelectionOptions(), cache_dir=cache, check_lock=False, retries=0)
+    options.update(overrides)
+    builder = WheelhouseBuilder(WheelhouseOptions(**options), uv=UV, check_mode=check_mode)
+    if full:
+        # The inputs are still digested (and recorded), the recorded result is just not used.
+        shortcut = builder._unchanged_result
+        monkeypatch.setattr(builder, "_unchanged_result", lambda: shortcut() and None)
+    return builder.run(), builder
+
+
+@pytest.mark.parametrize("packaged", [False, True], ids=["virtual", "packaged"])
+def test_unchanged_result_is_the_full_runs_result(served, uv_cache, tmp_path, monkeypatch, packaged):
+    base, dummy = served
+    project = (make_packaged_project if packaged else make_project)(tmp_path / "project", base)
+    dest = tmp_path / "wheelhouse"
+    first, dummy = run_with(project, dest, uv_cache)
+    assert first.changed and first.built == (1 if packaged else 0)
+    before = snapshot(dest)
+    full_runs = counting_full_runs(monkeypatch)
+
+    short, dummy = run_with(project, dest, uv_cache)
+    assert full_runs == []  # the lock was not read
+    full, dummy = run_with(project, dest, uv_cache, full=True, monkeypatch=monkeypatch)
+    assert full_runs == [1]
+    for name in WheelhouseResult.__dataclass_fields__:
+        assert getattr(short, name) == getattr(full, name), name
+    assert not short.changed and short.downloaded == 0 and short.requests == 0 and short.reused == 3
+    assert short.targets[TARGET]["install_file"]["requirements"] == \
+        (dest / "targets" / TARGET / "requirements.txt").read_text()
+
+    # Check mode takes it as well, and writes nothing.
+    checked, dummy = run_with(project, dest, uv_cache, check_mode=True)
+    assert full_runs == [1]
+    assert dataclasses.asdict(checked) == dataclasses.asdict(full)
+    assert snapshot(dest) == before
+
+
+def _edit_pyproject(project, dest, cache):
+    with open(project / "pyproject.toml", "a") as handle:
+        handle.write("# a comment changes no package\n")
+
+
+def _add_uv_toml(project, dest, cache):
+    (project / "uv.toml").write_text("# empty\n")
+
+
+def _edit_lock(project, dest, cache):
+    with open(project / "uv.lock", "a") as handle:
+        handle.write("\n")
+
+
+def _remove_target_link(project, dest, cache):
+    os.unlink(dest / "targets" / TARGET / "wheelhouse" / "alpha-1.0-py3-none-any.whl")
+
+
+def _replace_install_file(project, dest, cache):
+    path = dest / "targets" / TARGET / "requirements.txt"
+    text = path.read_text()
+    os.unlink(path)
+    path.write_text(text.replace("alpha", "alphb"))
+
+
+def _remove_from_store(project, dest, cache):
+    os.unlink(os.path.join(cache, "store", "sha256", sha(ALPHA)[:2], sha(ALPHA)))
+
+
+def _extra_file(project, dest, cache):
+    (dest / "files" / "stray-1.0-py3-none-any.whl").write_bytes(b"stray")
+
+
+@pytest.mark.parametrize("change, overrides, expect_changed", [
+    (_edit_pyproject, {}, False),
+    (_add_uv_toml, {}, False),
+    (_edit_lock, {}, True),  # the install file names the lock's sha256
+    (None, {"targets": {"web1": facts(), "web2": facts(libc={"family": "glibc", "version": "2.39"})}}, True),
+    (None, {"selection": SelectionOptions(no_dev=True)}, False),
+    (None, {"uv_version": "0.13.8"}, False),
+    (None, {"prune": False}, False),
+    (_remove_target_link, {}, True),
+    (_replace_install_file, {}, True),
+    (_remove_from_store, {}, False),
+    (_extra_file, {}, True),
+], ids=["pyproject", "uv.toml", "uv.lock", "target", "selection", "uv_version", "prune", "target-link",
+        "install-file", "store", "stray-file"])
+def test_a_change_defeats_the_short_cut(served, uv_cache, tmp_path, monkeypatch, change, overrides, expect_changed):
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    dest = tmp_path / "wheelhouse"
+    run_with(project, dest, uv_cache)
+    if change:
+        change(project, dest, uv_cache)
+    full_runs = counting_full_runs(monkeypatch)
+    result, dummy = run_with(project, dest, uv_cache, **overrides)
+    assert full_runs == [1]
+    assert result.changed == expect_changed
+    if change is _remove_from_store:
+        assert result.downloaded == 1
+    # ... and the full run recorded the new state: the next run takes the short cut again.
+    again, dummy = run_with(project, dest, uv_cache, **overrides)
+    assert full_runs == [1] and not again.changed
+    assert dataclasses.asdict(again) == dict(dataclasses.asdict(result), changed=False, downloaded=0, requests=0,
+                                             reused=result.downloaded + result.reused)
+
+
+def test_a_changed_source_file_is_rebuilt(served, uv_cache, tmp_path, monkeypatch):
+    base, dummy = served
+    project = make_packaged_project(tmp_path / "project", base)
+    source = project / "src" / "demo" / "__init__.py"
+    source.write_text("VALUE = %r\n" % str(tmp_path))  # not in the module's shared build cache yet
+    dest = tmp_path / "wheelhouse"
+    first, builder = run_with(project, dest, uv_cache)
+    assert builder.builds_run == 1
+    full_runs = counting_full_runs(monkeypatch)
+    source.write_text("VALUE = 2\n")
+    second, builder = run_with(project, dest, uv_cache)
+    assert full_runs == [1] and builder.builds_run == 1 and second.changed
+    wheel = (dest / "targets" / TARGET / "wheelhouse" / "demo-0.1.0-py3-none-any.whl")
+    import zipfile
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("demo/__init__.py") == b"VALUE = 2\n"
+    third, builder = run_with(project, dest, uv_cache)
+    assert full_runs == [1] and builder.builds_run == 0 and not third.changed
+
+
+def test_uv_binaries_carry_their_sums(served, uv_cache, tmp_path):
+    base, dummy = served
+    dest = tmp_path / "wheelhouse"
+    result, dummy = run_with(make_project(tmp_path / "project", base), dest, uv_cache)
+    manifest = json.loads((dest / "targets" / TARGET / "manifest.json").read_text())
+    binaries = {e["filename"]: e["sha256"] for e in manifest["files"] if e["filename"].startswith("bin/")}
+    assert set(binaries) == {"bin/uv", "bin/uvx"}
+    for name, digest in binaries.items():
+        with open(dest / "targets" / TARGET / name, "rb") as handle:
+            assert sha(handle.read()) == digest
+    uv_dir = dest / "uv" / result.uv_version / result.targets[TARGET]["uv_wheel"][:-4]
+    assert (uv_dir / "SHA256SUMS").read_text() == "".join(
+        "%s  %s\n" % (binaries["bin/" + n], n) for n in ("uv", "uvx"))
+    assert sorted(os.listdir(dest / "targets" / TARGET / "bin")) == ["uv", "uvx"]
+
+
+def test_a_stale_lock_stops_the_run_before_dest_is_touched(served, uv_cache, tmp_path, monkeypatch):
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    dest = tmp_path / "wheelhouse"
+    started = threading.Event()
+
+    def stale(self, lock, lock_sha256):
+        started.set()
+        time.sleep(0.3)  # downloads are under way meanwhile
+        raise WheelhouseError("uv.lock is stale")
+
+    monkeypatch.setattr(WheelhouseBuilder, "_check_lock_current", stale)
+    with pytest.raises(WheelhouseError, match="uv.lock is stale"):
+        run_with(project, dest, uv_cache, check_lock=True)
+    assert started.is_set() and not os.path.exists(dest)
+    # The lock check's error comes before what a sequential run would have met after it.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'required-version = ">=99"\n')
+    with pytest.raises(WheelhouseError, match="uv.lock is stale"):
+        run_with(project, dest, uv_cache, check_lock=True)
+    # ... and a selection error before the lock check's.
+    with pytest.raises(WheelhouseError, match="Target .*web1"):
+        run_with(project, dest, uv_cache, check_lock=True, selection=SelectionOptions(groups=("nosuchgroup",)))
+
+
+@pytest.mark.parametrize("uv_fails, plan_fails, expected", [(0, 1, "uv of target 0"), (1, 0, "plan of target 0"),
+                                                            (1, 1, "plan of target 1"), (0, 0, "plan of target 0")])
+def test_errors_come_in_the_order_of_a_sequential_run(served, uv_cache, tmp_path, monkeypatch, uv_fails, plan_fails,
+                                                      expected):
+    """Target by target, a sequential run met the target's package errors, then its uv wheel's."""
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    targets = {"a": facts(), "b": facts(libc={"family": "glibc", "version": "2.39"})}
+    order = sorted(WheelhouseBuilder(WheelhouseOptions(project=str(project), dest="x", targets=targets), uv=UV)
+                   ._group_targets())
+    original_uv, original_plan = WheelhouseBuilder._uv_wheel_for, WheelhouseBuilder._artifact_for
+
+    def uv_wheel_for(self, version, target, plan):
+        if target.id == order[uv_fails]:
+            raise WheelhouseError("uv of target %d" % uv_fails)
+        return original_uv(self, version, target, plan)
+
+    def artifact_for(self, package, is_root, target, tags, plan):
+        if target.id == order[plan_fails]:
+            time.sleep(0.2)  # the uv wheels are resolved by now
+            raise WheelhouseError("plan of target %d" % plan_fails)
+        return original_plan(self, package, is_root, target, tags, plan)
+
+    monkeypatch.setattr(WheelhouseBuilder, "_uv_wheel_for", uv_wheel_for)
+    monkeypatch.setattr(WheelhouseBuilder, "_artifact_for", artifact_for)
+    with pytest.raises(WheelhouseError, match="^%s$" % expected):
+        run_with(project, tmp_path / "wheelhouse", uv_cache, targets=targets)
+    assert not os.path.exists(tmp_path / "wheelhouse")

@@ -454,9 +454,160 @@ def test_rollback(bundle):
     assert back["downgraded"] == [{"name": "six", "from": "1.17.0", "to": "1.16.0"}]
     assert predicted["downgraded"] == back["downgraded"]
     assert bundle.python_ok("import markupsafe").returncode == 0
-    # state=present with the newer requirements builds forward again
+    # state=present with the newer requirements rolls forward to the release rolled back from
     fwd = ok(bundle.run())
     assert fwd["changed"] and fwd["upgraded"] == [{"name": "six", "from": "1.16.0", "to": "1.17.0"}]
+    assert fwd["release"] == r2["release"] == bundle.current()
+    assert "switched to existing release %s" % os.path.basename(r2["release"]) in fwd["reason"]
+
+
+def installs(bundle) -> list:
+    """The uv calls (logged by the wrapper) that create or fill an environment."""
+    return [c for c in bundle.uv_calls()
+            if " venv " in " %s " % c or (" pip sync " in " %s " % c and "--dry-run" not in c and "--help" not in c)]
+
+
+def test_roll_forward_after_rollback(bundle):
+    bundle.wrap_uv()
+    r1 = ok(bundle.run())
+    bundle.write(REQ_B)
+    r2 = ok(bundle.run())
+    assert ok(bundle.run(state="rollback"))["release"] == r1["release"] == bundle.current()
+
+    # the same requirements as the release rolled back from: switch to it, build nothing
+    snap = snapshot(bundle.root / "app")
+    predicted = ok(bundle.run(check=True))
+    assert snapshot(bundle.root / "app") == snap, "check mode changed the host"
+    bundle.uv_log.unlink()
+    fwd = ok(bundle.run())
+    assert installs(bundle) == [], bundle.uv_calls()
+    for key in CHANGE_KEYS:
+        assert fwd[key] == predicted[key], key
+    reason = "packages changed; switched to existing release %s" % os.path.basename(r2["release"])
+    assert fwd["reason"] == predicted["reason"] == reason
+    assert fwd["release"] == r2["release"] == bundle.current() and fwd["previous_release"] == r1["release"]
+    assert predicted["release"] == r1["release"]  # check mode reports the release in service now
+    assert fwd["upgraded"] == [{"name": "six", "from": "1.16.0", "to": "1.17.0"}]
+    assert fwd["installed"] == [{"name": "pyyaml", "version": "6.0.2"}]
+    assert fwd["removed"] == [{"name": "markupsafe", "version": "3.0.2"}]
+    assert bundle.releases() == sorted(os.path.basename(r["release"]) for r in (r1, r2))
+    assert bundle.python_ok("import yaml, six; assert six.__version__ == '1.17.0'").returncode == 0
+    assert ok(bundle.run())["changed"] is False
+
+    # a rollback from there goes back to the release it replaced
+    assert ok(bundle.run(state="rollback"))["release"] == r1["release"]
+
+    # no symlink at all (removed by hand): the kept release is put back as well
+    os.unlink(bundle.venv)
+    predicted = ok(bundle.run(check=True))
+    bundle.uv_log.unlink()
+    back = ok(bundle.run())
+    assert installs(bundle) == []
+    assert back["reason"] == predicted["reason"] == "venv created; switched to existing release %s" % os.path.basename(r2["release"])
+    for key in CHANGE_KEYS:
+        assert back[key] == predicted[key], key
+    assert back["release"] == r2["release"] == bundle.current()
+
+
+@pytest.mark.parametrize("case", ["content", "damaged", "extra"])
+def test_no_roll_forward_to_a_release_that_differs(bundle, case):
+    """Only an exact, intact match is switched to; anything else builds a new release."""
+    bundle.wrap_uv()
+    r1 = ok(bundle.run())
+    bundle.write(REQ_B)
+    r2 = ok(bundle.run())
+    ok(bundle.run(state="rollback"))
+    if case == "content":  # myproj 0.1.0 rebuilt with other content: the same versions, another hash
+        bundle.use_myproj("b")
+        bundle.write(REQ_B)
+    elif case == "damaged":  # the kept release no longer runs
+        os.unlink(os.path.join(r2["release"], "bin", "python"))
+    else:  # a package installed into the kept release by hand (while it was in service, say)
+        subprocess.run([bundle.real_uv, "pip", "install", "-q", "--offline", "--no-index", "--find-links", str(bundle.wheelhouse),
+                        "markupsafe==3.0.2", "--python", os.path.join(r2["release"], "bin", "python")],
+                       env=dict(os.environ, UV_CACHE_DIR=str(bundle.cache)), check=True)
+    predicted = ok(bundle.run(check=True))
+    bundle.uv_log.unlink()
+    built = ok(bundle.run())
+    assert built["changed"] and "switched" not in built["reason"] and predicted["reason"] == built["reason"]
+    assert built["release"] not in (r1["release"], r2["release"]) and built["release"] == bundle.current()
+    assert len(installs(bundle)) == 2  # uv venv + uv pip sync
+    for key in CHANGE_KEYS:
+        assert built[key] == predicted[key], key
+    if case == "content":
+        assert built["reinstalled"] == [{"name": "myproj", "version": "0.1.0"}]
+        assert subprocess.run([str(bundle.venv / "bin" / "myproj-cli")], capture_output=True, text=True,
+                              check=False).stdout == "B\n"
+    assert bundle.python_ok("import yaml, six; assert six.__version__ == '1.17.0'").returncode == 0
+    assert bundle.python_ok("import markupsafe").returncode != 0
+
+
+def test_roll_forward_needs_the_same_python(bundle):
+    mine = "%d.%d" % sys.version_info[:2]
+    others = [py for minor, py in sorted(_pythons().items()) if minor != mine]
+    if not others:
+        pytest.skip("no second Python")
+    other = others[-1]
+    bundle.write(PURE)
+    r1 = ok(bundle.run(python=other, keep_releases=3))
+    bundle.write({"six": "1.16.0", "idna": "3.7"})
+    r2 = ok(bundle.run(keep_releases=3))
+    bundle.write(PURE)
+    # r1 holds these packages, but for the other Python: a new release
+    r3 = ok(bundle.run(keep_releases=3))
+    assert r3["release"] not in (r1["release"], r2["release"]) and "switched" not in r3["reason"]
+    # and asked for the other Python again, r1 is the match
+    back = ok(bundle.run(python=other, keep_releases=3))
+    assert back["release"] == r1["release"] == bundle.current()
+    assert back["reason"] == "python changed from %s to %s; switched to existing release %s" % (
+        os.path.realpath(sys.executable), other, os.path.basename(r1["release"]))
+
+
+def _mode(path) -> int:
+    return os.stat(path).st_mode & 0o7777
+
+
+def test_mode_applied_fixed_and_predicted(bundle):
+    first = ok(bundle.run(mode="0750"))
+    rel = first["release"]
+    assert _mode(rel) == 0o750 and first["reason"] == "venv created"
+    assert ok(bundle.run(mode="0750"))["changed"] is False
+    assert ok(bundle.run())["changed"] is False  # not given: left as it is
+
+    # a mode change alone: fixed on the release in service, reported, predicted
+    snap = snapshot(bundle.root / "app")
+    predicted = ok(bundle.run(mode="0700", check=True))
+    assert snapshot(bundle.root / "app") == snap and _mode(rel) == 0o750
+    real = ok(bundle.run(mode="0700"))
+    reason = "mode of %s changed from 0750 to 0700" % rel
+    assert predicted["changed"] and real["changed"] and predicted["reason"] == real["reason"] == reason
+    assert real["release"] == rel and _mode(rel) == 0o700 and len(bundle.releases()) == 1
+    assert not (real["installed"] or real["removed"] or real["upgraded"] or real["downgraded"] or real["reinstalled"])
+    assert ok(bundle.run(mode="0700"))["changed"] is False
+
+    # a number is the mode itself (YAML's unquoted 0750); a new release gets it, the old one keeps its own
+    bundle.write(REQ_B)
+    second = ok(bundle.run(mode=0o750))
+    assert second["release"] != rel and _mode(second["release"]) == 0o750 and _mode(rel) == 0o700
+
+    # the release switched back to by a roll forward gets the mode too
+    ok(bundle.run(state="rollback", mode="0755"))  # ignored by a rollback
+    assert _mode(rel) == 0o700
+    predicted = ok(bundle.run(mode="0755", check=True))
+    fwd = ok(bundle.run(mode="0755"))
+    assert fwd["release"] == second["release"] and _mode(second["release"]) == 0o755
+    assert fwd["reason"] == predicted["reason"] == "packages changed; switched to existing release %s; mode of %s changed from 0750 to 0755" % (
+        os.path.basename(second["release"]), second["release"])
+
+
+@pytest.mark.parametrize(
+    "mode, fragment",
+    [("0644", "must give the owner rwx"), ("u=rwx,g=rx", "symbolic modes"), (755, "quote octal modes"), ("0789", "not an octal mode")],
+)
+def test_bad_mode_refused_before_anything(bundle, mode, fragment):
+    result = bundle.run(mode=mode)
+    assert result["failed"] and fragment in result["msg"], result["msg"]
+    assert not (bundle.root / "app").exists()
 
 
 def test_concurrent_runs_serialize(bundle):
