@@ -197,8 +197,8 @@ class ClosureResolver:
         return _merged(system.requires, dynamic)
 
     def _run_hook(self, tree: str, system: BuildSystem, hook: str, label: str, python: Optional[str]) -> list:
-        self._say("asking the build backend of %s what it needs to build %s" % (label, "an editable" if hook ==
-                                                                                   "editable" else "a wheel"))
+        what = "an editable" if hook == "editable" else "a wheel"
+        self._say("asking the build backend of %s what it needs to build %s" % (label, what))
         work = tempfile.mkdtemp(prefix="airgap-uv-hook-")
         try:
             venv = os.path.join(work, "venv")
@@ -213,8 +213,8 @@ class ClosureResolver:
             except UvError as exc:
                 raise ClosureError("%s: %s" % (label, exc)) from None
             out = os.path.join(work, "requires.json")
-            proc = _run([interpreter, "-c", _HOOK_SCRIPT, json.dumps([system.backend, list(system.backend_path),
-                                                                        hook, out])], cwd=tree)
+            request = json.dumps([system.backend, list(system.backend_path), hook, out])
+            proc = _run([interpreter, "-c", _HOOK_SCRIPT, request], cwd=tree)
             if proc[0] != 0:
                 raise ClosureError("%s: the build backend %s failed to say what it needs to build %s: %s"
                                    % (label, system.backend, "an editable" if hook == "editable" else "a wheel",

@@ -23,10 +23,10 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -329,12 +329,16 @@ class _KeepAlive:
     A wheelhouse is hundreds of files from one or two hosts; a new connection (DNS, TCP,
     TLS) per file costs more than the transfer of most of them. Requests that a proxy
     setting applies to go through open_url instead (see ArtifactStore._open).
+
+    Each host name is looked up once for all the threads' connections (_Resolver): a slow
+    resolver then delays a run once, not once per connection.
     """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._local = threading.local()
         self._tls = ssl.create_default_context()
+        self._resolver = _Resolver()
 
     def _connections(self) -> dict:
         if not hasattr(self._local, "connections"):
@@ -357,6 +361,9 @@ class _KeepAlive:
                                                              context=self._tls)
                 else:
                     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+                # http.client's connect() opens its socket through this attribute; TLS still
+                # verifies (and sends SNI for) the host name.
+                connection._create_connection = self._resolver.create_connection
                 connections[origin] = connection
             try:
                 connection.request("GET", target, headers=headers)
@@ -368,6 +375,40 @@ class _KeepAlive:
                 if not reused or attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+
+class _Resolver:
+    """getaddrinfo once per (host, port), shared by every connection of a store."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict = {}
+        self._answers: dict = {}
+
+    def _addresses(self, host: str, port: int) -> list:
+        key = (host, port)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        # Threads that connect at once wait for the first one's lookup instead of each asking.
+        with lock:
+            if key not in self._answers:
+                self._answers[key] = [info[4] for info in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)]
+            return self._answers[key]
+
+    def create_connection(self, address: tuple, timeout: Optional[float] = None,
+                          source_address: Optional[tuple] = None) -> socket.socket:
+        """socket.create_connection for http.client (which always passes its timeout)."""
+        host, port = address[0], address[1]
+        error: Optional[OSError] = None
+        for sockaddr in self._addresses(host, port):
+            try:
+                return socket.create_connection(sockaddr[:2], timeout, source_address)
+            except OSError as exc:
+                error = exc
+        # Every address failed: the next connection looks the name up again.
+        with self._guard:
+            self._answers.pop((host, port), None)
+        raise error if error is not None else OSError("no address for %s" % host)
 
 
 class _PooledResponse:

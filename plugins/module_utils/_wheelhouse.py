@@ -310,8 +310,8 @@ class WheelhouseBuilder:
             args = ["build", "--" + dist, "--quiet", "--out-dir", out]
             if interpreter is not None:
                 args += ["--python", interpreter.path]
-            self._say("building %s%s%s" % ("the sdist of " if dist == "sdist" else "", source.label,
-                                            " with %s" % interpreter.describe() if interpreter else ""))
+            using = " with %s" % interpreter.describe() if interpreter else ""
+            self._say("building %s%s%s" % ("the sdist of " if dist == "sdist" else "", source.label, using))
             self.builds_run += 1
             try:
                 # From the project directory, so its uv settings (indexes, build constraints) apply
@@ -625,8 +625,8 @@ class WheelhouseBuilder:
     def _ship_source(self, source: "_BuildSource", target: Target, plan: TargetPlan,
                      why: str) -> tuple[str, str, Optional[str]]:
         """Ship SOURCE as an sdist for the host to build, and note its build requirements for TARGET."""
-        self._say("%s: shipping the sdist to build on hosts %s (%s)" % (source.label, ", ".join(plan.hosts),
-                                                                         why.split("\n")[0][:200]))
+        reason = why.split("\n")[0][:200]
+        self._say("%s: shipping the sdist to build on hosts %s (%s)" % (source.label, ", ".join(plan.hosts), reason))
         if source.kind == "sdist":
             if source.subdirectory:
                 raise BuildError("%s: its sdist builds from the subdirectory %r, which a host cannot be told to "

@@ -168,8 +168,8 @@ def corpus_projects(base: str, url_base: str) -> list[Project]:
                 'dependencies = ["cspeed"]\n\n[tool.uv.sources]\ncspeed = { path = "../sources/cext" }\n\n'
                 '[tool.uv]\npackage = false\n', imports=("cspeed",),
                 # Platforms this controller cannot build for get the sdist and a pinned setuptools.
-                host_built={name: ("cspeed",) for name in ("linux-aarch64-py312", "musl-x86_64-py312",
-                                                          "macos-arm64-14-py312", "windows-amd64-py313")}),
+                host_built={name: ("cspeed",) for name in (
+                    "linux-aarch64-py312", "musl-x86_64-py312", "macos-arm64-14-py312", "windows-amd64-py313")}),
     ]
 
 

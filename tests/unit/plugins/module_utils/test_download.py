@@ -222,3 +222,31 @@ def test_cancel_during_a_download_discards_the_partial_file(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_host_name_is_looked_up_once_for_all_connections(tmp_path, monkeypatch):
+    import socket
+
+    _KeepAliveHandler.connections = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    lookups = []
+    original = socket.getaddrinfo
+
+    def counting(host, *args, **kwargs):
+        if host == "localhost":
+            lookups.append(host)
+        return original(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    try:
+        base = "http://localhost:%d" % httpd.server_address[1]
+        requests = [FileRequest(filename="f%d.whl" % n, sha256=hashlib.sha256(b"file %d" % n).hexdigest(),
+                                url="%s/%d" % (base, n)) for n in range(12)]
+        store = ArtifactStore(str(tmp_path), workers=4)
+        assert set(store.ensure(requests).values()) == {"downloaded"}
+        assert _KeepAliveHandler.connections >= 2  # several threads, several connections ...
+        assert lookups == ["localhost"]  # ... one lookup
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -750,7 +750,7 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
     first = S.SyncRunner(params).run()
     store = S.ReleaseStore(params["venv"])
     release = first["release"]
-    order = [(kind, path) for kind, path in fsync_log]
+    order = list(fsync_log)
 
     def at(kind, path):
         assert (kind, path) in order, (kind, path, order)
