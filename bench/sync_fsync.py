@@ -24,7 +24,7 @@ Finally ``module build`` times SyncRunner.run() for a change (a new release each
 with the module's flush (_sync.make_durable) and with it patched out.
 
 Usage: python bench/sync_fsync.py [--uv PATH] [--runs 5] [--packages 150] [--files 120]
-       [--workers 1,4,8] [--no-cold] [--no-module]
+       [--workers 1,4,8] [--no-cold] [--no-module | --only-module]
 Needs only a uv binary and Python; no network.
 """
 
@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,4,8")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--no-module", action="store_true")
+    ap.add_argument("--only-module", action="store_true", help="skip the table of flush strategies")
     ap.add_argument("--keep", action="store_true")
     opts = ap.parse_args()
 
@@ -167,8 +168,8 @@ def main() -> None:
         shutil.rmtree(probe)
         os.sync()
 
-        states = [("warm", lambda: cache)]
-        if not opts.no_cold:
+        states = [] if opts.only_module else [("warm", lambda: cache)]
+        if not opts.no_cold and not opts.only_module:
             states.append(("cold", lambda: os.path.join(tmp, "cold-%d" % time.monotonic_ns())))
         samples: dict = {}
         for _round in range(opts.runs):
@@ -187,7 +188,8 @@ def main() -> None:
         uv_version = subprocess.run([uv, "--version"], capture_output=True, text=True, check=False).stdout.strip()
         print("release: %d packages, %d files in %d directories, %.0f MB; %s; %d runs each (median)"
               % (opts.packages + 1, nfiles, ndirs, size / 1e6, uv_version, opts.runs))
-        print("%-6s %-8s %12s %12s %10s" % ("cache", "case", "flush ms", "build ms", "flush/build"))
+        if states:
+            print("%-6s %-8s %12s %12s %10s" % ("cache", "case", "flush ms", "build ms", "flush/build"))
         for state, _c in states:
             for label, _f in cases:
                 vals = samples[(state, label)]
@@ -206,7 +208,7 @@ def main() -> None:
         for r in range(opts.runs):
             for label in ("module build, flush on", "module build, flush patched out"):
                 with open(requirements, "w") as f:
-                    f.write("\n".join(lines + [tails[(r * 2 + (label.endswith("out"))) % len(tails)]]) + "\n")
+                    f.write("\n".join(lines + [tails[1 + r * 2 + label.endswith("out")]]) + "\n")
                 S.make_durable = real_durable if label.endswith("on") else (lambda path, dir_fd=None: "off")
                 os.sync()
                 t0 = time.perf_counter()

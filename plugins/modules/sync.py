@@ -201,7 +201,7 @@ options:
         back to, or already in service. In the last case, only a mode that differs is fixed, and the
         run reports a change with RV(reason) C(mode of RELEASE changed from OLD to NEW); check mode predicts
         it. Other kept releases, the releases directory and the O(venv) symlink are not changed.
-        O(state=rollback) ignores it.
+        O(state=rollback) does not apply it (a malformed value fails all the same).
       - The owner needs C(rwx) (for example V('0700'), V('0750'), V('0755')); other modes are refused.
       - When not set, a new release directory gets C(0755) less the umask and an existing one is left as it is.
     type: raw

@@ -217,8 +217,10 @@ def test_editable_project_and_host_built_sdist(inventory, project, tmp_path):
 
     first, result = deploy(inventory, project, tmp_path, *extra)
     assert first.returncode == 0, first.stdout[-4000:]
-    assert {item["name"] for item in result["sync"]["installed"]} == {
+    # The host may hold the example from an earlier test of this module: check the whole set.
+    assert {line.split("==")[0] for line in result["sync"]["packages"]} == {
         "click", "hello-airgap", "markupsafe", "pyyaml", "fakeext"}
+    assert "fakeext" in {item["name"] for item in result["sync"]["installed"]}
     target = result["wheelhouse"]["targets"][result["wheelhouse"]["hosts"][HOST]["target"]]
     assert target["host_built"] == 2  # fakeext, and hello-airgap (editable)
     constraints = target["install_file"]["build_constraints"]

@@ -127,6 +127,15 @@ def release_state(host: str, venv: str = VENV) -> tuple[str, list[str]]:
     return out[0], sorted(out[1:])
 
 
+def drop_kept_releases(host: str, venv: str = VENV) -> None:
+    """Remove every release but the one in service, so that the next change builds (no roll forward)."""
+    link, releases = release_state(host, venv)
+    parent, name = os.path.split(venv)
+    for release in releases:
+        if release != link.split("/")[-1]:
+            sh(host, "rm -rf %s/.%s.releases/%s" % (parent, name, release))
+
+
 def lock_versions(project) -> dict[str, str]:
     """{package: version} of every package in PROJECT/uv.lock (a single version per name here)."""
     with open(os.path.join(str(project), "uv.lock"), "rb") as handle:
@@ -569,7 +578,9 @@ def test_network_fallback_and_online(fleet, versions, tmp_path, linux_x86_64_fac
         assert release_state(host) == (link, releases)
         assert "click: 8.1.7" in app_output(host)
 
-        # (c) fallback with an unreachable index: warns, installs offline, succeeds.
+        # (c) fallback with an unreachable index: warns, installs offline, succeeds. (Without the
+        # kept releases: the one holding v1 would be switched back to, with nothing to install.)
+        drop_kept_releases(host)
         deployment = fleet.deploy(host, fleet.projects["v1"], "-e", "uv_deploy_network=fallback",
                                   "-e", "uv_deploy_index_url=%s" % closed_url)
         assert deployment.ok, deployment.tail()
@@ -579,6 +590,7 @@ def test_network_fallback_and_online(fleet, versions, tmp_path, linux_x86_64_fac
 
         # (d) fallback with an index that lists packages but refuses every download (401): the
         # install falls back to the wheelhouse, and the result must say so.
+        drop_kept_releases(host)
         deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_network=fallback",
                                   "-e", "uv_deploy_index_url=%s" % pages_only.url)
         assert deployment.ok, deployment.tail()
