@@ -150,6 +150,7 @@ PHASES = (
     ("_wheelhouse", "WheelhouseBuilder", "_build_wheel", "build_wheel"),
 )
 
+
 def _instrument(timings: dict) -> None:
     import functools
     import importlib

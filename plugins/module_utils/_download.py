@@ -363,7 +363,7 @@ class _KeepAlive:
                     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
                 # http.client's connect() opens its socket through this attribute; TLS still
                 # verifies (and sends SNI for) the host name.
-                connection._create_connection = self._resolver.create_connection
+                connection._create_connection = self._resolver.create_connection  # pylint: disable=protected-access
                 connections[origin] = connection
             try:
                 connection.request("GET", target, headers=headers)

@@ -992,7 +992,7 @@ class WheelhouseBuilder:
             for name in os.listdir(os.path.join(self.dest, uv_dir)):
                 note(uv_dir + "/" + name, name == _SUMS)
             top = os.path.join(self.dest, "targets", plan.target.id)
-            for root, dirs, files in os.walk(top):
+            for root, dummy, files in os.walk(top):
                 for name in files:
                     # Install files and the manifest by content; the links into files/ and uv/ by size.
                     note(os.path.relpath(os.path.join(root, name), self.dest).replace(os.sep, "/"), root == top)
