@@ -31,10 +31,7 @@ Needs only a uv binary and Python; no network.
 from __future__ import annotations
 
 import argparse
-import base64
 import ctypes
-import hashlib
-import json
 import os
 import shutil
 import statistics
@@ -42,55 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZES = (600, 1500, 2600, 4000, 4200, 4400, 9000, 30000)  # median about 4 KiB, like the dev venv
-
-
-def make_wheel(dest: str, name: str, version: str, nfiles: int, ndirs: int) -> str:
-    dist = "%s-%s" % (name, version)
-    files = {
-        "%s.dist-info/METADATA" % dist: b"Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name.encode(), version.encode()),
-        "%s.dist-info/WHEEL" % dist: b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "%s/__init__.py" % name: b"VALUE = %r\n" % dist.encode(),
-    }
-    for i in range(nfiles - 3):
-        sub = "%s/sub%02d" % (name, i % ndirs) if ndirs > 1 else name
-        body = (b"# %s %d\n" % (dist.encode(), i)) * (SIZES[i % len(SIZES)] // (len(dist) + 8) + 1)
-        files["%s/m%04d.py" % (sub, i)] = body[: SIZES[i % len(SIZES)]]
-    path = os.path.join(dest, "%s-py3-none-any.whl" % dist)
-    record = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for arc, data in files.items():
-            z.writestr(arc, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append("%s,sha256=%s,%d" % (arc, digest, len(data)))
-        record.append("%s.dist-info/RECORD,," % dist)
-        z.writestr("%s.dist-info/RECORD" % dist, "\n".join(record) + "\n")
-    return path
-
-
-def sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def find_uv(explicit: str) -> str:
-    for cand in (explicit, os.environ.get("AIRGAP_UV_TEST_UV"), os.path.join(os.path.dirname(sys.executable), "uv"), shutil.which("uv")):
-        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return os.path.abspath(cand)
-    sys.exit("no uv binary found: pass --uv")
-
-
-def import_sync(tmp: str):
-    link = os.path.join(tmp, "collections", "ansible_collections", "airgap", "uv")
-    os.makedirs(os.path.dirname(link))
-    os.symlink(REPO, link)
-    sys.path.insert(0, os.path.join(tmp, "collections"))
-    from ansible_collections.airgap.uv.plugins.module_utils import _sync  # noqa: E402
-
-    return _sync
+# Same directory: the synthetic wheels and the collection import are sync_noop's.
+from sync_noop import find_uv, import_sync, make_wheel, sha256  # noqa: E402
 
 
 def syncfs(path: str) -> None:

@@ -38,18 +38,25 @@ import zipfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_wheel(dest: str, name: str, version: str) -> str:
+SIZES = (600, 1500, 2600, 4000, 4200, 4400, 9000, 30000)  # median about 4 KiB, like the dev venv
+
+
+def make_wheel(dest: str, name: str, version: str, nfiles: int = 3, ndirs: int = 1) -> str:
+    """A pure wheel with NFILES files (the package module and dist-info included), in NDIRS subpackages."""
     dist = "%s-%s" % (name, version)
     files = {
-        "%s/__init__.py" % name: "VALUE = %r\n" % dist,
-        "%s.dist-info/METADATA" % dist: "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version),
-        "%s.dist-info/WHEEL" % dist: "Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "%s.dist-info/METADATA" % dist: b"Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name.encode(), version.encode()),
+        "%s.dist-info/WHEEL" % dist: b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "%s/__init__.py" % name: b"VALUE = %r\n" % dist.encode(),
     }
+    for i in range(nfiles - 3):
+        sub = "%s/sub%02d" % (name, i % ndirs) if ndirs > 1 else name
+        body = (b"# %s %d\n" % (dist.encode(), i)) * (SIZES[i % len(SIZES)] // (len(dist) + 8) + 1)
+        files["%s/m%04d.py" % (sub, i)] = body[: SIZES[i % len(SIZES)]]
     path = os.path.join(dest, "%s-py3-none-any.whl" % dist)
     record = []
-    with zipfile.ZipFile(path, "w") as z:
-        for arc, text in files.items():
-            data = text.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for arc, data in files.items():
             z.writestr(arc, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append("%s,sha256=%s,%d" % (arc, digest, len(data)))
@@ -70,15 +77,15 @@ def find_uv(explicit: str) -> str:
     sys.exit("no uv binary found: pass --uv")
 
 
-def import_runner(tmp: str):
-    """Import the collection as ansible_collections.airgap.uv (symlinked layout)."""
+def import_sync(tmp: str):
+    """Import the collection as ansible_collections.airgap.uv (symlinked layout); return its _sync."""
     link = os.path.join(tmp, "collections", "ansible_collections", "airgap", "uv")
     os.makedirs(os.path.dirname(link))
     os.symlink(REPO, link)
     sys.path.insert(0, os.path.join(tmp, "collections"))
-    from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner  # noqa: E402
+    from ansible_collections.airgap.uv.plugins.module_utils import _sync  # noqa: E402
 
-    return SyncRunner, os.path.join(tmp, "collections")
+    return _sync
 
 
 def timed(fn, label: str, samples: dict) -> None:
@@ -99,7 +106,8 @@ def main() -> None:
     uv = find_uv(opts.uv)
     tmp = tempfile.mkdtemp(prefix="airgap-uv-bench-")
     try:
-        SyncRunner, collections = import_runner(tmp)
+        SyncRunner = import_sync(tmp).SyncRunner
+        collections = os.path.join(tmp, "collections")
         root = os.path.join(tmp, "root")
         wheelhouse = os.path.join(root, "wheelhouse")
         os.makedirs(wheelhouse)
