@@ -34,7 +34,7 @@ from typing import Callable, Mapping, Optional
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.utils import canonicalize_name
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
     pass
 
@@ -641,21 +641,7 @@ class WheelhouseBuilder:
         else:
             path = local = self._build_wheel(source, dist="sdist")
             filename, sha256 = os.path.basename(path), file_sha256(path)
-        work = tempfile.mkdtemp(prefix="airgap-uv-sdist-")
-        try:
-            tree = extract_archive(path, filename, work, source.label)
-            python = self._controller_python(target, exact=True)
-            requires = self.closures.build_requirements(tree, sha256, "wheel", source.label,
-                                                        python=python.path if python else None,
-                                                        cached_only=self.check_mode)
-        except ClosureNotCached:
-            raise _WouldBuild(source.label) from None
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        for requirement in requires:
-            if requirement not in plan.build_requires:
-                plan.build_requires.append(requirement)
-        plan.host_built.append(source.label)
+        self._note_build_requirements(path, filename, sha256, source.label, "wheel", plan)
         return filename, sha256, local
 
     def _ship_editable(self, package: Package, is_root: bool, target: Target,
@@ -667,24 +653,28 @@ class WheelhouseBuilder:
             source = self._build_source(package, is_root, target, plan, label)
             path = self._build_wheel(source, dist="sdist")
             filename, sha256 = os.path.basename(path), file_sha256(path)
-            work = tempfile.mkdtemp(prefix="airgap-uv-sdist-")
-            try:
-                tree = extract_archive(path, filename, work, label)
-                python = self._controller_python(target, exact=True)
-                requires = self.closures.build_requirements(tree, sha256, "editable", label,
-                                                            python=python.path if python else None,
-                                                            cached_only=self.check_mode)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-        except ClosureNotCached:
-            raise _WouldBuild(label) from None
+            self._note_build_requirements(path, filename, sha256, label, "editable", plan)
         except (BuildError, ClosureError) as exc:
             raise WheelhouseError("%s cannot be shipped for an editable install: %s" % (label, exc)) from None
-        for requirement in requires:
-            if requirement not in plan.build_requires:
-                plan.build_requires.append(requirement)
-        plan.host_built.append("%s (editable)" % label)
         return filename, sha256, path
+
+    def _note_build_requirements(self, sdist_path: str, filename: str, sha256: str, label: str, hook: str,
+                                 plan: TargetPlan) -> None:
+        """Add what the sdist's backend needs for HOOK to the target's build requirements; the
+        hook is asked inside the unpacked sdist, exactly what the host will build from."""
+        work = tempfile.mkdtemp(prefix="airgap-uv-sdist-")
+        try:
+            tree = extract_archive(sdist_path, filename, work, label)
+            python = self._controller_python(plan.target, exact=True)
+            requires = self.closures.build_requirements(tree, sha256, hook, label,
+                                                        python=python.path if python else None,
+                                                        cached_only=self.check_mode)
+        except ClosureNotCached:
+            raise _WouldBuild(label) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        plan.build_requires.extend(r for r in requires if r not in plan.build_requires)
+        plan.host_built.append(label if hook == "wheel" else "%s (%s)" % (label, hook))
 
     def _controller_python(self, target: Target, exact: bool) -> Optional[Interpreter]:
         """A controller CPython of the target's minor version; unless EXACT, else the oldest newer one."""
@@ -1029,21 +1019,15 @@ class WheelhouseBuilder:
 
     @staticmethod
     def _requirements(plan: TargetPlan, lock_sha256: str) -> str:
-        lines = ["# Written by airgap.uv for target %s from uv.lock sha256 %s." % (plan.target.id, lock_sha256),
-                 "# Install with: uv pip sync --offline --no-index --find-links wheelhouse --require-hashes requirements.txt"]
-        for name, version, dummy, sha256 in sorted(plan.entries):
-            lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
-        return "\n".join(lines) + "\n"
+        return _pinned_file(plan, lock_sha256, "Install with: uv pip sync --offline --no-index --find-links "
+                            "wheelhouse --require-hashes requirements.txt", plan.entries)
 
     @staticmethod
     def _build_constraints(plan: TargetPlan, lock_sha256: str) -> str:
         """The wheels the host's builds of shipped sdists use (uv pip sync --build-constraint)."""
-        lines = ["# Written by airgap.uv for target %s from uv.lock sha256 %s." % (plan.target.id, lock_sha256),
-                 "# Build requirements of the packages shipped as sdists, pinned for this target "
-                 "(built on the host: %s)." % (", ".join(plan.host_built) or "nothing")]
-        for name, version, dummy, sha256 in sorted(plan.build_entries):
-            lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
-        return "\n".join(lines) + "\n"
+        return _pinned_file(plan, lock_sha256, "Build requirements of the packages shipped as sdists, pinned for "
+                            "this target (built on the host: %s)." % (", ".join(plan.host_built) or "nothing"),
+                            plan.build_entries)
 
     def _uv_dir(self, version: str, plan: TargetPlan) -> str:
         return os.path.join(self.dest, "uv", version, plan.uv_wheel.filename[:-4])
@@ -1265,9 +1249,20 @@ def _cached_wheel(out_dir: str) -> Optional[str]:
     return None
 
 
+def _pinned_file(plan: TargetPlan, lock_sha256: str, purpose: str, entries) -> str:
+    """A hash-pinned requirements file: name==version --hash per entry, sorted, with a header."""
+    lines = ["# Written by airgap.uv for target %s from uv.lock sha256 %s." % (plan.target.id, lock_sha256),
+             "# " + purpose]
+    for name, version, dummy, sha256 in sorted(entries):
+        lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
+    return "\n".join(lines) + "\n"
+
+
 def _sdist_version(filename: str) -> str:
-    stem = filename[:-len(".tar.gz")] if filename.endswith(".tar.gz") else os.path.splitext(filename)[0]
-    return stem.rpartition("-")[2]
+    try:
+        return str(parse_sdist_filename(filename)[1])
+    except InvalidSdistFilename:
+        return ""
 
 
 def _wheel_version(filename: str) -> str:
