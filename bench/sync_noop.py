@@ -12,9 +12,18 @@ syncs it once, then times interleaved no-op runs and prints medians:
                          types in a shell); the reference for the ratio
   bare uv (minimal env)  the same with only PATH, HOME and UV_CACHE_DIR set
   module logic           SyncRunner.run() in-process: lock, state file, manifest check
-                         (sha256 cache), symlink/release checks, one uv dry-run
+                         (sha256 cache), symlink/release checks, the recorded no-op dry run
+                         (or one uv dry run)
   module process         python plugins/modules/sync.py ARGS (adds interpreter start-up and
-                         AnsibleModule argument handling; Ansible's own transport is extra)
+                         AnsibleModule argument handling, with the collection's .pyc cache)
+  module via AnsiballZ   the module as Ansible runs it on a host: the AnsiballZ_sync.py that
+                         `ansible localhost -m airgap.uv.sync` left (ANSIBLE_KEEP_REMOTE_FILES),
+                         run with the same interpreter; every module_util is compiled from the
+                         payload on each run, as on a real host
+  ping via AnsiballZ     the same for ansible.builtin.ping: what any Ansible module costs on
+                         the host before it does anything (the floor)
+
+The sync module's own cost as Ansible runs it is "module via AnsiballZ" less "ping via AnsiballZ".
 
 Usage: python bench/sync_noop.py [--uv PATH] [--runs 10] [--packages 30] [--no-manifest]
 Needs only a uv binary and Python; no network.
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import glob
 import hashlib
 import json
 import os
@@ -88,6 +98,24 @@ def import_sync(tmp: str):
     return _sync
 
 
+def ansiballz(module: str, args: dict, tmp: str, collections: str) -> str:
+    """Path of the AnsiballZ payload Ansible builds for MODULE with ARGS (kept, not deleted)."""
+    remote = os.path.join(tmp, "remote-" + module.replace(".", "-"))
+    env = dict(os.environ, ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_REMOTE_TMP=remote,
+               ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    env.pop("PYTHONPATH", None)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local", "-m", module,
+           "-e", "ansible_python_interpreter=%s" % sys.executable]
+    if args:
+        cmd += ["-a", json.dumps(args)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    found = glob.glob(os.path.join(remote, "*", "AnsiballZ_*.py"))
+    if proc.returncode != 0 or len(found) != 1:
+        sys.exit("ansible -m %s failed (rc %d):\n%s%s" % (module, proc.returncode, proc.stdout, proc.stderr))
+    return found[0]
+
+
 def timed(fn, label: str, samples: dict) -> None:
     t0 = time.perf_counter()
     fn()
@@ -148,6 +176,14 @@ def main() -> None:
         module_env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections] + sys.path[1:]))
         module_cmd = [sys.executable, os.path.join(REPO, "plugins", "modules", "sync.py"), argfile]
 
+        payload_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        sync_payload = ansiballz("airgap.uv.sync", {k: v for k, v in params.items() if v is not None}, tmp, collections)
+        ping_payload = ansiballz("ansible.builtin.ping", {}, tmp, collections)
+
+        def run_payload(path):
+            proc = subprocess.run([sys.executable, path], env=payload_env, cwd=tmp, capture_output=True, text=True, check=False)
+            assert proc.returncode == 0 and not json.loads(proc.stdout).get("changed"), proc.stdout + proc.stderr
+
         def run_bare(env):
             proc = subprocess.run(bare, env=env, capture_output=True, text=True, check=False)
             assert proc.returncode == 0 and "Installed" not in proc.stderr, proc.stderr
@@ -165,6 +201,8 @@ def main() -> None:
             ("bare uv (minimal env)", lambda: run_bare(minimal_env)),
             ("module logic", run_logic),
             ("module process", run_module),
+            ("module via AnsiballZ", lambda: run_payload(sync_payload)),
+            ("ping via AnsiballZ", lambda: run_payload(ping_payload)),
         ]
         for _label, fn in cases:  # warm up
             fn()
@@ -187,6 +225,13 @@ def main() -> None:
         strict = logic / statistics.median(samples["bare uv (minimal env)"])
         print("\nmodule logic / bare uv = %.2fx (caller env), %.2fx (minimal env); target <= 1.5x: %s"
               % (ratio, strict, "OK" if max(ratio, strict) <= 1.5 else "SLOW"))
+        whole = statistics.median(samples["module via AnsiballZ"])
+        floor = statistics.median(samples["ping via AnsiballZ"])
+        own = whole - floor
+        print("as Ansible runs it: %.1f ms = the floor of any module (ping) %.1f ms + the sync module's own %.1f ms"
+              % (whole * 1000, floor * 1000, own * 1000))
+        print("  own / bare uv = %.2fx (target <= 1.5x: %s); whole / bare uv = %.2fx, ping alone %.2fx"
+              % (own / ref, "OK" if own / ref <= 1.5 else "SLOW", whole / ref, floor / ref))
     finally:
         if opts.keep:
             print("kept", tmp)

@@ -741,6 +741,38 @@ class Release:
         self._meta = meta
 
 
+def environment_fingerprint(prefix: str) -> t.List[t.List[t.Any]]:
+    """What ``uv pip sync --dry-run`` reads of the environment at PREFIX, as cheap ``lstat`` facts.
+
+    uv decides from the installed distributions' metadata directories: every entry of each
+    ``site-packages`` (a package installed, removed or replaced changes the entry or its
+    inode) and every file of the ``*.dist-info``/``*.egg-info`` directories (an in-place edit
+    of ``METADATA`` changes its size or mtime). Nothing here reads a file.
+    """
+    facts: t.List[t.List[t.Any]] = []
+    lib = os.path.join(prefix, "lib")
+    try:
+        pythons = sorted(n for n in os.listdir(lib) if n.startswith(("python", "pypy")))
+    except OSError:
+        return facts
+    for name in pythons:
+        site = os.path.join(lib, name, "site-packages")
+        try:
+            top = os.lstat(site)
+            entries = sorted(os.scandir(site), key=lambda e: e.name)
+        except OSError:
+            continue
+        facts.append([site, top.st_ino, top.st_mtime_ns])
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            facts.append([entry.name, st.st_ino, st.st_size, st.st_mtime_ns])
+            if entry.name.endswith((".dist-info", ".egg-info")) and entry.is_dir(follow_symlinks=False):
+                for inner in sorted(os.scandir(entry.path), key=lambda e: e.name):
+                    ist = inner.stat(follow_symlinks=False)
+                    facts.append([entry.name, inner.name, ist.st_ino, ist.st_size, ist.st_mtime_ns])
+    return facts
+
+
 class VenvView(t.NamedTuple):
     kind: str  # absent | release | dangling | directory | foreign
     current: t.Optional[Release]
@@ -1443,14 +1475,53 @@ class SyncRunner:
             raise uv_failure("uv venv", res)
 
     def _plan(self, python: str, after: t.Mapping[str, str]) -> Plan:
-        res, network_used = self._sync(python, dry_run=True, what="uv pip sync --dry-run")
-        # The dry run sees the install file only: editables are compared by their sdist's hash
-        # (_present) and what the release in service holds, not by uv.
-        changes = [c for c in parse_changes(res.stdout, res.stderr) if c.name not in self.editables]
+        key = self._dry_run_key(python)
+        if key is not None and self.state.data.get("noop_dry_run") == key:
+            # uv answered "nothing to do" to exactly these inputs before: a no-op run is then
+            # a few hundred lstat calls instead of a uv process (see _dry_run_key).
+            changes: t.List[Change] = []
+            network_used = "offline"
+        else:
+            res, network_used = self._sync(python, dry_run=True, what="uv pip sync --dry-run")
+            # The dry run sees the install file only: editables are compared by their sdist's hash
+            # (_present) and what the release in service holds, not by uv.
+            changes = [c for c in parse_changes(res.stdout, res.stderr) if c.name not in self.editables]
+            if key is not None and not changes:
+                self.state.set("noop_dry_run", key)
         before, reinstalled = state_before(after, changes)
         for name in self.editables:
             before.pop(name, None)
         return Plan(before, reinstalled, network_used)
+
+    def _dry_run_key(self, python: str) -> t.Optional[str]:
+        """Digest of everything an offline ``uv pip sync --dry-run`` of PYTHON's environment reads.
+
+        That is its arguments, the uv binary, the install and build-constraint files' bytes,
+        the interpreter and the environment's installed metadata (environment_fingerprint);
+        uv and the user's configuration are switched off (uv_environment). The wheelhouse is
+        left out: uv looks at it only for packages it would install, which is never the
+        case for a recorded no-op. Online and fallback runs ask the index, so they get none.
+        """
+        if self.p.network != "offline":
+            return None
+        prefix = os.path.dirname(os.path.dirname(python))
+        inputs: t.List[t.Any] = [self._sync_args(python, dry_run=True, online=False)]
+        for path in (self.p.uv, os.path.realpath(python), os.path.join(prefix, "pyvenv.cfg")):
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            inputs.append([path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+        digest = hashlib.sha256(json.dumps(inputs).encode("utf-8"))
+        for path in (self.p.requirements, self.p.build_constraints):
+            if path:
+                try:
+                    with open(path, "rb") as handle:
+                        digest.update(hashlib.sha256(handle.read()).digest())
+                except OSError:
+                    return None
+        digest.update(json.dumps(environment_fingerprint(prefix)).encode("utf-8"))
+        return digest.hexdigest()
 
     def _plan_from_scratch(self, after: t.Mapping[str, str]) -> Plan:
         """Check mode without a venv: dry-run against an empty throw-away venv."""

@@ -792,3 +792,74 @@ def test_build_falls_back_to_fsync_of_every_file(tmp_path, uv_bin, uv_cache, fsy
     init = os.path.join(release, "lib", "python%d.%d" % S.sys.version_info[:2], "site-packages", "alpha", "__init__.py")
     assert init in flushed and os.path.join(release, "pyvenv.cfg") in flushed
     assert os.path.join(release, "bin") in flushed
+
+
+class _CountingRunner:
+    """run_command, counting the ``uv pip sync --dry-run`` calls."""
+
+    def __init__(self):
+        self.dry_runs = 0
+
+    def __call__(self, argv, env):
+        if "--dry-run" in argv:
+            self.dry_runs += 1
+        return S.run_command(argv, env)
+
+
+def _site_packages(release):
+    return os.path.join(release, "lib", "python%d.%d" % S.sys.version_info[:2], "site-packages")
+
+
+def test_noop_dry_run_is_recorded_and_replayed_until_an_input_changes(tmp_path, uv_bin, uv_cache):
+    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    release = S.SyncRunner(params).run()["release"]
+
+    def run(**kwargs):
+        counter = _CountingRunner()
+        result = S.SyncRunner(params, runner=counter, **kwargs).run()
+        return result, counter.dry_runs
+
+    # the first no-op asks uv and records its answer; later ones replay it without uv
+    assert [(r["changed"], n) for r, n in (run(), run(), run(check_mode=True))] == [(False, 1), (False, 0), (False, 0)]
+    noop, _n = run(diff=True)
+    assert noop["packages"] == ["alpha==1.0", "beta==1.0"] and noop["installed"] == [] and noop["network_used"] == "offline"
+    assert noop["diff"]["before"] == noop["diff"]["after"] == "alpha==1.0\nbeta==1.0\n"
+
+    # a package dropped into the environment by hand: uv is asked again and removes it
+    site = _site_packages(release)
+    extra = os.path.join(site, "stray-1.0.dist-info")
+    os.mkdir(extra)
+    with open(os.path.join(extra, "METADATA"), "w") as handle:
+        handle.write("Metadata-Version: 2.1\nName: stray\nVersion: 1.0\n")
+    with open(os.path.join(extra, "RECORD"), "w") as handle:
+        handle.write("stray-1.0.dist-info/METADATA,,\nstray-1.0.dist-info/RECORD,,\n")
+    predicted, asked = run(check_mode=True)
+    assert asked == 1 and predicted["changed"] and predicted["removed"] == [{"name": "stray", "version": "1.0"}]
+    repaired, asked = run()
+    assert asked == 1 and repaired["changed"] and repaired["removed"] == [{"name": "stray", "version": "1.0"}]
+    assert [(r["changed"], n) for r, n in (run(), run())] == [(False, 1), (False, 0)]
+
+    # an installed package's metadata edited in place (same directory, same inode)
+    metadata = os.path.join(_site_packages(repaired["release"]), "beta-1.0.dist-info", "METADATA")
+    with open(metadata, "a") as handle:
+        handle.write("Summary: edited\n")
+    assert run()[1] == 1
+
+    # a new install file: uv is asked and the change is made
+    pins("alpha-2.0", "beta-1.0")
+    upgraded, asked = run()
+    assert asked == 1 and upgraded["upgraded"] == [{"name": "alpha", "from": "1.0", "to": "2.0"}]
+
+
+def test_environment_fingerprint_sees_entries_and_metadata(tmp_path):
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "pkg-1.0.dist-info").mkdir(parents=True)
+    (site / "pkg-1.0.dist-info" / "METADATA").write_text("Name: pkg\nVersion: 1.0\n")
+    (site / "pkg").mkdir()
+    first = S.environment_fingerprint(str(tmp_path))
+    assert first == S.environment_fingerprint(str(tmp_path))
+    (site / "pkg" / "module.py").write_text("")  # inside a package, not metadata: uv does not look
+    assert S.environment_fingerprint(str(tmp_path))[2:] == first[2:]
+    (site / "other.pth").write_text("")
+    assert S.environment_fingerprint(str(tmp_path)) != first
+    assert S.environment_fingerprint(str(tmp_path / "absent")) == []
