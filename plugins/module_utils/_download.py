@@ -29,7 +29,7 @@ import tempfile
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import typing as t
 from typing import Callable, Iterable, Optional
 from urllib.error import HTTPError, URLError
@@ -58,6 +58,26 @@ class DownloadError(Exception):
         self.errors = list(errors) if errors is not None else [message]
 
 
+class StreamConsumer(t.Protocol):
+    """Sees a download's bytes as they arrive (``FileRequest.consumer``), for work that can overlap it.
+
+    Called from the download's worker thread, in this order per attempt: ``feed`` with each
+    block from byte 0; then ``finish()`` once the whole file matched its sha256 and is in the
+    store, or ``abort()`` when the attempt failed (then a retry feeds it again from byte 0) or
+    was cancelled, or the file did not match. Until ``finish`` the bytes are untrusted. The
+    consumer's own errors never fail the download: it is aborted and the download goes on.
+    """
+
+    def feed(self, block: bytes) -> None:
+        """The next bytes of the file."""
+
+    def finish(self) -> None:
+        """The file is complete, verified and stored."""
+
+    def abort(self) -> None:
+        """Forget what was fed."""
+
+
 @dataclass(frozen=True)
 class FileRequest:
     """One artifact to have in the store."""
@@ -67,6 +87,8 @@ class FileRequest:
     url: Optional[str] = None
     path: Optional[str] = None
     label: str = ""
+    # Fed while the file downloads; not fed when the store has the file or copies a local path.
+    consumer: Optional[StreamConsumer] = field(default=None, compare=False, repr=False)
 
 
 def redact_url(url: str) -> str:
@@ -225,6 +247,7 @@ class ArtifactStore:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-")
         digest = hashlib.sha256()
+        consumer = request.consumer
         try:
             with self._lock:
                 self.requests_made += 1
@@ -257,6 +280,9 @@ class ArtifactStore:
                             break
                         digest.update(block)
                         out.write(block)
+                        if consumer is not None and not _notify(consumer.feed, block):
+                            _notify(consumer.abort)
+                            consumer = None
             finally:
                 response.close()
             actual = digest.hexdigest()
@@ -273,7 +299,11 @@ class ArtifactStore:
             if fd >= 0:
                 os.close(fd)
             _unlink(tmp)
+            if request.consumer is not None:
+                _notify(request.consumer.abort)
             raise
+        if consumer is not None and not _notify(consumer.finish):
+            _notify(consumer.abort)
 
     def _open(self, request: FileRequest):
         """The response for REQUEST's URL; each hop gets the credentials of its own origin."""
@@ -439,6 +469,15 @@ def _uses_proxy(url: str) -> bool:
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _notify(call: Callable, *args) -> bool:
+    """Call a StreamConsumer method; False when it failed (its errors are its own, never the download's)."""
+    try:
+        call(*args)
+        return True
+    except Exception:  # pylint: disable=broad-except
+        return False
 
 
 def _close_quietly(response) -> None:

@@ -22,6 +22,7 @@ import zipfile
 from typing import Optional, Sequence
 
 from ansible_collections.airgap.uv.plugins.module_utils._download import write_atomically
+from ansible_collections.airgap.uv.plugins.module_utils._zipstream import ZipStream
 
 _UV_VERSION_RE = re.compile(r"^uv (\d+\.\d+\.\d+\S*)")
 
@@ -98,6 +99,17 @@ def lock_uv_release(uv: str, version: str, cache_dir: str) -> str:
     return lock_path
 
 
+_UV_SCRIPTS = ("uv", "uvx", "uv.exe", "uvx.exe")
+
+
+def uv_script_name(member: str) -> Optional[str]:
+    """``uv`` for a wheel member ``*.data/scripts/uv`` (likewise uvx and the .exe names), else None."""
+    parts = member.split("/")
+    if len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts" and parts[2] in _UV_SCRIPTS:
+        return parts[2]
+    return None
+
+
 def extract_uv_binaries(wheel_path: str, destination: str, digests: Optional[dict] = None) -> list[str]:
     """Unpack ``uv`` and ``uvx`` from a uv wheel's scripts into DESTINATION; return their paths.
 
@@ -110,10 +122,10 @@ def extract_uv_binaries(wheel_path: str, destination: str, digests: Optional[dic
     with zipfile.ZipFile(wheel_path) as archive:
         scripts = {}
         for member in archive.namelist():
-            parts = member.split("/")
-            if len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts":
-                scripts[parts[2]] = member
-        names = [n for n in ("uv", "uvx", "uv.exe", "uvx.exe") if n in scripts]
+            name = uv_script_name(member)
+            if name is not None:
+                scripts[name] = member
+        names = [n for n in _UV_SCRIPTS if n in scripts]
         if not any(n in ("uv", "uv.exe") for n in names):
             raise UvError("%s holds no uv binary under *.data/scripts/." % os.path.basename(wheel_path))
         for name in names:
@@ -134,3 +146,58 @@ def extract_uv_binaries(wheel_path: str, destination: str, digests: Optional[dic
                 digests[name] = digest.hexdigest()
             written.append(target)
     return written
+
+
+class UvBinaryStream(ZipStream):
+    """uv and uvx unpacked from a uv wheel while it downloads (a ``FileRequest.consumer``).
+
+    Written to a staging directory under PARENT; :meth:`verified` hands it over only once the
+    caller knows the wheel matched its lock and the central directory agrees with what streamed.
+    """
+
+    def __init__(self, parent: str) -> None:
+        super().__init__(uv_script_name, parent, prefix=".uv-")
+
+    def verified(self, wheel_path: str, digests: dict) -> Optional[str]:
+        """The staging directory holding exactly what extract_uv_binaries would write, or None.
+
+        Call only once WHEEL_PATH (the complete, hash-checked file) is in place. Every uv script
+        member the central directory lists must have streamed from the same local header with
+        the same method, sizes and CRC-32; then DIGESTS gets their sha256. Otherwise (or if
+        anything could not stream) the staging directory is removed and None returned.
+        """
+        members = dict(self.members)
+        staging = self.take()
+        if staging is None:
+            return None
+        try:
+            agrees = _streamed_as_listed(wheel_path, staging, members)
+        except Exception:  # pylint: disable=broad-except
+            agrees = False  # an unreadable central directory: unzipping the wheel will say why
+        if not agrees:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        for name, streamed in members.items():
+            digests[name] = streamed.sha256
+        return staging
+
+
+def _streamed_as_listed(wheel_path: str, staging: str, members: dict) -> bool:
+    """Whether the central directory lists exactly the uv scripts that streamed, as they streamed."""
+    with zipfile.ZipFile(wheel_path) as archive:
+        listed = {}
+        for info in archive.infolist():
+            name = uv_script_name(info.filename)
+            if name is not None:
+                listed[name] = info  # the last of a repeated name, as ZipFile.getinfo() answers
+    if set(listed) != set(members) or not any(n in ("uv", "uv.exe") for n in listed):
+        return False
+    if sorted(os.listdir(staging)) != sorted(members):
+        return False
+    for name, info in listed.items():
+        streamed = members[name]
+        if ((info.filename, info.header_offset, info.compress_type, info.compress_size, info.file_size, info.CRC)
+                != (streamed.name, streamed.header_offset, streamed.method, streamed.compressed_size,
+                    streamed.file_size, streamed.crc32)):
+            return False
+    return True

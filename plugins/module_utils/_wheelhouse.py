@@ -85,6 +85,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._tags import (
 )
 from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
+    UvBinaryStream,
     UvError,
     extract_uv_binaries,
     lock_uv_release,
@@ -783,18 +784,27 @@ class WheelhouseBuilder:
             unique.setdefault(wheel.sha256, wheel)
 
         def fetch(wheel: Artifact) -> tuple:
+            wanted = not self._uv_in_dest(version, wheel)
+            # uv and uvx inflate while the wheel downloads (into a staging directory, trusted only
+            # once the wheel matched the lock: _uv_binaries); a wheel the store has is unzipped.
+            stream = (UvBinaryStream(os.path.join(self.options.cache_dir, "uv-binaries"))
+                      if wanted and not self._uv_binaries_ready(wheel) else None)
             request = FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url, path=wheel.path,
-                                  label="uv %s" % version)
+                                  label="uv %s" % version, consumer=stream)
             try:
-                outcome = self.store.ensure([request])
-            except DownloadError as exc:
-                return {}, exc.errors
-            if not self._uv_in_dest(version, wheel):
                 try:
-                    self._uv_binaries(wheel)
-                except Exception:  # pylint: disable=broad-except
-                    pass
-            return outcome, []
+                    outcome = self.store.ensure([request])
+                except DownloadError as exc:
+                    return {}, exc.errors
+                if wanted:
+                    try:
+                        self._uv_binaries(wheel, stream)
+                    except Exception:  # pylint: disable=broad-except
+                        pass
+                return outcome, []
+            finally:
+                if stream is not None:
+                    stream.abort()  # whatever was not taken over
 
         outcome, errors = {}, []
         if unique:
@@ -854,20 +864,31 @@ class WheelhouseBuilder:
         directory = os.path.join(self.dest, "uv", version, wheel.filename[:-4])
         return os.path.isfile(os.path.join(directory, "uv")) or os.path.isfile(os.path.join(directory, "uv.exe"))
 
-    def _uv_binaries(self, wheel: Artifact) -> str:
+    def _uv_binaries_ready(self, wheel: Artifact) -> bool:
+        return os.path.isfile(os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256, _SUMS))
+
+    def _uv_binaries(self, wheel: Artifact, streamed: Optional[UvBinaryStream] = None) -> str:
         """``cache_dir/uv-binaries/<wheel sha256>``: uv and uvx of WHEEL and their SHA256SUMS, unpacked once.
 
         _publish links them into dest; the sums spare hashing the 40 MB binary for every manifest.
+        With STREAMED (fed while the wheel downloaded), its files are used once they agree with the
+        wheel's central directory; else, or when anything streamed is in doubt, the wheel is unzipped.
         """
         directory = os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256)
         if os.path.isfile(os.path.join(directory, _SUMS)):
             return directory
         os.makedirs(os.path.dirname(directory), exist_ok=True)
-        staging = tempfile.mkdtemp(dir=os.path.dirname(directory), prefix=".uv-")
+        wheel_path = self.store.path_for(wheel.sha256)
+        digests: dict = {}
+        staging = streamed.verified(wheel_path, digests) if streamed is not None else None
         try:
-            os.chmod(staging, 0o755)
-            digests: dict = {}
-            extract_uv_binaries(self.store.path_for(wheel.sha256), staging, digests=digests)
+            if staging is None:
+                digests = {}
+                staging = tempfile.mkdtemp(dir=os.path.dirname(directory), prefix=".uv-")
+                os.chmod(staging, 0o755)
+                extract_uv_binaries(wheel_path, staging, digests=digests)
+            else:
+                os.chmod(staging, 0o755)
             _write_text(os.path.join(staging, _SUMS), _format_sums(digests))
             if os.path.isdir(directory):
                 shutil.rmtree(directory, ignore_errors=True)  # left without its sums: unpack afresh
@@ -878,7 +899,8 @@ class WheelhouseBuilder:
                     raise
                 # A concurrent run placed the same binaries first.
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     # -- nothing changed -------------------------------------------------------------------

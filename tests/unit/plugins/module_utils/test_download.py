@@ -250,3 +250,143 @@ def test_a_host_name_is_looked_up_once_for_all_connections(tmp_path, monkeypatch
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class _Recorder:
+    """A FileRequest.consumer that notes every call."""
+
+    def __init__(self, fail_on_feed: bool = False) -> None:
+        self.calls: list = []
+        self.data = bytearray()
+        self.fail_on_feed = fail_on_feed
+
+    def feed(self, block):
+        self.calls.append("feed")
+        self.data += block
+        if self.fail_on_feed:
+            raise ValueError("consumer bug")
+
+    def finish(self):
+        self.calls.append("finish")
+
+    def abort(self):
+        self.calls.append("abort")
+        self.data = bytearray()
+
+
+def _compact(calls):
+    out = []
+    for call in calls:
+        if not (out and out[-1] == call == "feed"):
+            out.append(call)
+    return out
+
+
+def test_a_consumer_sees_the_bytes_then_finish(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), backoff=0.01)
+    consumer = _Recorder()
+    request = FileRequest(filename="a.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl", consumer=consumer)
+    assert store.ensure([request]) == {PAYLOAD_SHA: "downloaded"}
+    assert bytes(consumer.data) == PAYLOAD and _compact(consumer.calls) == ["feed", "finish"]
+    assert request == FileRequest(filename="a.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl")
+    # A file the store holds already is not fed.
+    again = _Recorder()
+    assert store.ensure([FileRequest(filename="a.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl",
+                                     consumer=again)]) == {PAYLOAD_SHA: "reused"}
+    assert again.calls == []
+
+
+def test_a_consumer_is_aborted_on_a_hash_mismatch(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), backoff=0.01, retries=0)
+    consumer = _Recorder()
+    with pytest.raises(DownloadError, match="uv.lock records"):
+        store.ensure([FileRequest(filename="b.whl", sha256=PAYLOAD_SHA, url=server + "/bad/b.whl", consumer=consumer)])
+    assert _compact(consumer.calls) == ["feed", "abort"] and consumer.data == b""
+
+
+def test_a_retry_feeds_the_consumer_from_byte_0(server, tmp_path, monkeypatch):
+    store = ArtifactStore(str(tmp_path), backoff=0.01, retries=2)
+    original = ArtifactStore._open
+    attempts = []
+
+    class Broken:
+        """The first attempt's connection drops after one block."""
+
+        def __init__(self, response):
+            self.response, self.reads = response, 0
+
+        def read(self, size=-1):
+            self.reads += 1
+            if self.reads == 2:
+                raise ConnectionResetError("reset by peer")
+            return self.response.read(size)
+
+        def close(self):
+            self.response.close()
+
+    def opening(self, request):
+        attempts.append(1)
+        response = original(self, request)
+        return Broken(response) if len(attempts) == 1 else response
+
+    monkeypatch.setattr(ArtifactStore, "_open", opening)
+    consumer = _Recorder()
+    store.ensure([FileRequest(filename="c.whl", sha256=PAYLOAD_SHA, url=server + "/ok/c.whl", consumer=consumer)])
+    assert len(attempts) == 2
+    assert _compact(consumer.calls) == ["feed", "abort", "feed", "finish"] and bytes(consumer.data) == PAYLOAD
+
+
+def test_a_failing_consumer_does_not_fail_the_download(server, tmp_path):
+    store = ArtifactStore(str(tmp_path), backoff=0.01)
+    consumer = _Recorder(fail_on_feed=True)
+    request = FileRequest(filename="a.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl", consumer=consumer)
+    assert store.ensure([request]) == {PAYLOAD_SHA: "downloaded"}
+    assert consumer.calls == ["feed", "abort"] and store.has(PAYLOAD_SHA)
+
+
+def test_cancel_removes_what_a_consumer_staged(tmp_path):
+    import io
+    import zipfile
+
+    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvBinaryStream
+
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("uv-1.0.data/scripts/uv", PAYLOAD * 8)
+    wheel = sink.getvalue()
+    parts = [wheel[:len(wheel) // 2], wheel[len(wheel) // 2:]]  # more than one 1 MiB block each
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(wheel)))
+            self.end_headers()
+            self.wfile.write(parts[0])
+            self.wfile.flush()
+            time.sleep(0.8)
+            self.wfile.write(parts[1])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        store = ArtifactStore(str(tmp_path / "store"), retries=0)
+        consumer = UvBinaryStream(str(tmp_path / "staging"))
+        staged = []
+
+        def cancel():
+            staged.extend(os.listdir(tmp_path / "staging"))
+            store.cancel()
+
+        threading.Timer(0.3, cancel).start()
+        with pytest.raises(DownloadError, match="cancelled"):
+            store.ensure([FileRequest(filename="uv-1.0-py3-none-any.whl", sha256=hashlib.sha256(wheel).hexdigest(),
+                                      url="http://127.0.0.1:%d/uv.whl" % httpd.server_address[1], consumer=consumer)])
+        assert len(staged) == 1  # uv was being written ...
+        assert os.listdir(tmp_path / "staging") == []  # ... and is gone
+        assert _leftovers(str(tmp_path)) == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -470,3 +470,57 @@ def test_errors_come_in_the_order_of_a_sequential_run(served, uv_cache, tmp_path
     with pytest.raises(WheelhouseError, match="^%s$" % expected):
         run_with(project, tmp_path / "wheelhouse", uv_cache, targets=targets)
     assert not os.path.exists(tmp_path / "wheelhouse")
+
+
+@pytest.mark.parametrize("wheel_kind", ["deflated", "deflated-descriptors", "stored-descriptors"])
+def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_path, monkeypatch, wheel_kind):
+    """uv/uvx inflated from the wheel's bytes as they arrive end up exactly as unzipping the stored wheel."""
+    import zipfile
+
+    from ansible_collections.airgap.uv.plugins.module_utils import _wheelhouse
+    from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact
+    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvBinaryStream
+    from test_zipstream import make_wheel  # same directory
+
+    base, root = served
+    wheel = make_wheel(compression=zipfile.ZIP_STORED if wheel_kind.startswith("stored") else zipfile.ZIP_DEFLATED,
+                       seekable=not wheel_kind.endswith("descriptors"))
+    name = "uv-0.13.8-py3-none-manylinux_2_17_x86_64.%s.whl" % wheel_kind
+    (root / name).write_bytes(wheel)
+    artifact = Artifact(filename=name, url="%s/%s" % (base, name), path=None, sha256=sha(wheel), size=len(wheel),
+                        is_wheel=True)
+    monkeypatch.setattr(WheelhouseBuilder, "_uv_wheel_for", lambda self, version, target, plan: artifact)
+    unzipped = []
+    original = _wheelhouse.extract_uv_binaries
+    monkeypatch.setattr(_wheelhouse, "extract_uv_binaries", lambda *args, **kwargs: (
+        unzipped.append(args[0]), original(*args, **kwargs))[1])
+
+    def run(directory, check_mode=False):
+        return run_with(make_project(directory / "project", base), directory / "wheelhouse",
+                        str(directory / "cache"), check_mode=check_mode)[0]
+
+    predicted = run(tmp_path / "streamed", check_mode=True)
+    assert predicted.changed and not os.path.exists(tmp_path / "streamed" / "cache" / "uv-binaries")
+    streamed = run(tmp_path / "streamed")
+    # Stored members with data descriptors cannot stream: the stored wheel is unzipped instead.
+    assert len(unzipped) == (1 if wheel_kind == "stored-descriptors" else 0)
+    del unzipped[:]
+    monkeypatch.setattr(UvBinaryStream, "verified", lambda self, wheel_path, digests: self.abort())
+    reference = run(tmp_path / "unzipped")
+    assert len(unzipped) == 1
+    for field in ("changed", "downloaded", "files", "uv_version", "targets"):
+        got = json.dumps(getattr(streamed, field), sort_keys=True)
+        assert got.replace(str(tmp_path / "streamed"), str(tmp_path / "unzipped")) == json.dumps(
+            getattr(reference, field), sort_keys=True), field
+    for part in ("wheelhouse", "cache/uv-binaries"):
+        got, want = snapshot(tmp_path / "streamed" / part), snapshot(tmp_path / "unzipped" / part)
+        got.pop("manifest.json", None), want.pop("manifest.json", None)  # records its own paths
+        assert got == want, part
+    assert os.listdir(tmp_path / "streamed" / "cache" / "uv-binaries") == [sha(wheel)]  # no staging left over
+    uv_dir = tmp_path / "streamed" / "wheelhouse" / "targets" / TARGET / "bin"
+    assert sorted(os.listdir(uv_dir)) == ["uv", "uvx"] and os.access(uv_dir / "uv", os.X_OK)
+    with open(uv_dir / "uv", "rb") as handle:
+        from test_zipstream import UV
+        assert handle.read() == UV
+    again = run(tmp_path / "streamed")
+    assert not again.changed and again.requests == 0
