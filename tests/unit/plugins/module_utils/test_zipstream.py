@@ -106,8 +106,8 @@ def test_deflated_members_stream_like_unzip(tmp_path, chunks, seekable):
     digests: dict = {}
     staging = consumer.verified(str(wheel), digests)
     assert staging is not None
-    assert digests == extracted(data, tmp_path) == {"uv": hashlib.sha256(UV).hexdigest(),
-                                                     "uvx": hashlib.sha256(UVX).hexdigest()}
+    expected = {"uv": hashlib.sha256(UV).hexdigest(), "uvx": hashlib.sha256(UVX).hexdigest()}
+    assert digests == extracted(data, tmp_path) == expected
     assert sorted(os.listdir(staging)) == ["uv", "uvx"]
     with open(os.path.join(staging, "uv"), "rb") as handle:
         assert handle.read() == UV
