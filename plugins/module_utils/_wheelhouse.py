@@ -787,7 +787,7 @@ class WheelhouseBuilder:
             wanted = not self._uv_in_dest(version, wheel)
             # uv and uvx inflate while the wheel downloads (into a staging directory, trusted only
             # once the wheel matched the lock: _uv_binaries); a wheel the store has is unzipped.
-            stream = (UvBinaryStream(os.path.join(self.options.cache_dir, "uv-binaries"))
+            stream = (UvBinaryStream(os.path.dirname(self._uv_binaries_dir(wheel)))
                       if wanted and not self._uv_binaries_ready(wheel) else None)
             request = FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url, path=wheel.path,
                                   label="uv %s" % version, consumer=stream)
@@ -864,8 +864,11 @@ class WheelhouseBuilder:
         directory = os.path.join(self.dest, "uv", version, wheel.filename[:-4])
         return os.path.isfile(os.path.join(directory, "uv")) or os.path.isfile(os.path.join(directory, "uv.exe"))
 
+    def _uv_binaries_dir(self, wheel: Artifact) -> str:
+        return os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256)
+
     def _uv_binaries_ready(self, wheel: Artifact) -> bool:
-        return os.path.isfile(os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256, _SUMS))
+        return os.path.isfile(os.path.join(self._uv_binaries_dir(wheel), _SUMS))
 
     def _uv_binaries(self, wheel: Artifact, streamed: Optional[UvBinaryStream] = None) -> str:
         """``cache_dir/uv-binaries/<wheel sha256>``: uv and uvx of WHEEL and their SHA256SUMS, unpacked once.
@@ -874,8 +877,8 @@ class WheelhouseBuilder:
         With STREAMED (fed while the wheel downloaded), its files are used once they agree with the
         wheel's central directory; else, or when anything streamed is in doubt, the wheel is unzipped.
         """
-        directory = os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256)
-        if os.path.isfile(os.path.join(directory, _SUMS)):
+        directory = self._uv_binaries_dir(wheel)
+        if self._uv_binaries_ready(wheel):
             return directory
         os.makedirs(os.path.dirname(directory), exist_ok=True)
         wheel_path = self.store.path_for(wheel.sha256)
