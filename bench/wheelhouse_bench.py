@@ -20,6 +20,9 @@ machine and network hits every contender alike:
 * uv sync --frozen --no-install-project into a fresh venv with a fresh UV_CACHE_DIR (peer).
 * pip download --no-deps --only-binary :all: --no-cache-dir of the exported requirements (peer).
 * airgap.uv warm rebuild, nothing changed (1 and 5 targets), in a fresh process each time.
+* the transfer floor, after the cold runs: the files the 1- and 5-target wheelhouses fetched,
+  fetched again by the barest loop (8 kept-alive connections, sha256, write; no store, no uv,
+  no planning), alternating. Its 5-to-1 ratio is what the bytes alone impose on that target.
 
 Every airgap.uv measurement runs in a child process (like an Ansible module does) and times
 ``WheelhouseBuilder.run()`` only; the child's interpreter start and imports are reported apart.
@@ -214,6 +217,68 @@ def child(spec_json: str) -> int:
     return 0
 
 
+def floor_child(spec_json: str) -> int:
+    """The transfer floor: the same files fetched by the barest loop (no store, no checks but sha256).
+
+    Eight threads, one kept-alive connection each, read 1 MiB blocks, hash and write them; the
+    files go largest first, as the builder orders them. Whatever airgap.uv adds to this (the
+    lock, uv commands, planning, verification, the uv binaries, publishing) is its overhead; the
+    ratio of two floors is what the bytes alone impose.
+    """
+    import hashlib
+    import http.client
+    import ssl
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    spec = json.loads(spec_json)
+    tls = ssl.create_default_context()
+    local = threading.local()
+
+    def fetch(item: list) -> None:
+        url, sha256 = item
+        parts = urlsplit(url)
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            kwargs = {"context": tls} if parts.scheme == "https" else {}
+            connection = local.connection = factory(parts.hostname, parts.port, timeout=60, **kwargs)
+        connection.request("GET", parts.path + ("?" + parts.query if parts.query else ""),
+                           headers={"Accept-Encoding": "identity"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise SystemExit("floor: HTTP %d for %s" % (response.status, os.path.basename(parts.path)))
+        digest = hashlib.sha256()
+        with open(os.path.join(spec["dest"], sha256), "wb") as out:
+            for block in iter(lambda: response.read(1024 * 1024), b""):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != sha256:
+            raise SystemExit("floor: sha256 mismatch for %s" % os.path.basename(parts.path))
+
+    os.makedirs(spec["dest"], exist_ok=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(fetch, spec["files"]))
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"run": elapsed, "cpu": _cpu_seconds()}))
+    return 0
+
+
+def lock_urls(*locks: str) -> dict:
+    """{sha256: url} of every remote artifact in these uv.lock files."""
+    from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
+
+    urls = {}
+    for path in locks:
+        for package in load_lock(path).packages:
+            for artifact in list(package.wheels) + ([package.sdist] if package.sdist else []):
+                if artifact.url and artifact.sha256:
+                    urls[artifact.sha256] = artifact.url
+    return urls
+
+
 # --------------------------------------------------------------------------------------
 # parent
 # --------------------------------------------------------------------------------------
@@ -346,6 +411,30 @@ class Bench:
         data["dir"] = run
         return data
 
+    def fetched_files(self, project: str, run: dict) -> list:
+        """[url, sha256] of every remote file a kept cold run put in its wheelhouse, largest first."""
+        dest = os.path.join(run["dir"], "dest")
+        with open(os.path.join(dest, "manifest.json"), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        wanted = {entry["sha256"] for entry in manifest["files"].values()}
+        for target_id in manifest["targets"]:
+            with open(os.path.join(dest, "targets", target_id, "manifest.json"), encoding="utf-8") as handle:
+                wanted.add(json.load(handle)["uv_wheel_sha256"])
+        releases = os.path.join(run["dir"], "cache", "uv-releases")
+        urls = lock_urls(os.path.join(project, "uv.lock"),
+                         *(os.path.join(releases, version, "uv.lock") for version in os.listdir(releases)))
+        store = os.path.join(run["dir"], "cache", "store", "sha256")
+        chosen = [[urls[sha256], sha256] for sha256 in wanted if sha256 in urls]
+        chosen.sort(key=lambda item: -os.path.getsize(os.path.join(store, item[1][:2], item[1])))
+        return chosen
+
+    def floor(self, files: list) -> dict:
+        run = self.fresh("floor")
+        spec = {"files": files, "dest": os.path.join(run, "files")}
+        proc = self.sh([sys.executable, os.path.abspath(__file__), "--_floor", json.dumps(spec)], env=self.env())
+        self.scrub(run)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
     def timed(self, argv: list, env: dict) -> dict:
         """Wall time and CPU time (user + system) of one peer command."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -392,6 +481,7 @@ class Bench:
         if self.seeded is None:
             self.seeded = self.seed(project)
         last: dict = {}
+        floor_files: dict = {}
 
         def cold(key: str, targets: dict, seeded: str = "", keep: bool = False):
             def contender() -> None:
@@ -431,9 +521,17 @@ class Bench:
                     out = os.path.join(self.args.profile, "%s-%d.prof" % (key, size))
                     self.airgap(project, targets, *where, profile=out)
                     say("    profile written: %s" % out)
+            if not floor_files:
+                floor_files.update(floor1=self.fetched_files(project, last["cold1"]),
+                                   floor5=self.fetched_files(project, last["cold5"]))
             for data in last.values():
                 self.scrub(data["dir"])
             last.clear()
+        # The floors run after the cold runs (they need the first repetition's file lists), as many
+        # times, alternating.
+        for rep in range(self.args.repeat):
+            for key in (("floor1", "floor5") if rep % 2 == 0 else ("floor5", "floor1")):
+                self.record((size, key), self.floor(floor_files[key]))
         if self.args.profile and size == max(self.args.sizes):
             # cProfile sees the main thread only: downloads show up as waiting in as_completed.
             for key, targets in (("cold1", ONE_TARGET), ("cold5", FIVE_TARGETS)):
@@ -544,6 +642,14 @@ class Bench:
                     % (sync / pip, pip / sync), one, None, "-", None, "abs", None, "info")
             row("cold, 5 targets (fully cold)", five, self.median(size, "cold5"), "airgap.uv 1 target, fully cold",
                 cold1, "ratio", 1.5, "<= 1.5x")
+            floor1, floor5 = self.median(size, "floor1"), self.median(size, "floor5")
+            if floor1 and floor5:
+                row("transfer floor (bare fetch + sha256 + write of the same files), 5 targets", five, floor5,
+                    "the same floor, 1 target", floor1, "ratio", None, "info: what the bytes alone impose")
+                row("airgap.uv 1 target over its floor", one, cold1, "transfer floor, 1 target", floor1,
+                    "ratio", None, "info")
+                row("airgap.uv 5 targets over their floor", five, self.median(size, "cold5"),
+                    "transfer floor, 5 targets", floor5, "ratio", None, "info")
             if self.samples.get((size, "cold1_build")):
                 row("cold, 1 target, packaged project (incl. uv build)", one, self.median(size, "cold1_build"),
                     "uv sync --no-editable, empty cache", self.median(size, "uv_sync_build"), "ratio", None, "info")
@@ -574,6 +680,8 @@ class Bench:
         for size in self.args.sizes:
             for key, name in (("uv_sync", "uv sync --frozen --no-install-project, empty uv cache, fresh venv"),
                               ("pip", "pip download --no-deps --only-binary :all: --no-cache-dir"),
+                              ("floor1", "transfer floor, 1 target's files (8 connections, fetch + sha256 + write)"),
+                              ("floor5", "transfer floor, 5 targets' files"),
                               ("uv_sync_build", "uv sync --no-editable (packaged project)"),
                               ("uv_build_only", "uv build --wheel (packaged project)")):
                 infos = self.info.get((size, key), [])
@@ -640,9 +748,12 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="where the temporary tree goes (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
+    parser.add_argument("--_floor", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
         return child(args._child)
+    if args._floor:
+        return floor_child(args._floor)
     if args.quick:
         args.repeat, args.sizes = 1, "30"
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import queue
 import shutil
 import socket
 import ssl
@@ -61,10 +62,11 @@ class DownloadError(Exception):
 class StreamConsumer(t.Protocol):
     """Sees a download's bytes as they arrive (``FileRequest.consumer``), for work that can overlap it.
 
-    Called from the download's worker thread, in this order per attempt: ``feed`` with each
-    block from byte 0; then ``finish()`` once the whole file matched its sha256 and is in the
-    store, or ``abort()`` when the attempt failed (then a retry feeds it again from byte 0) or
-    was cancelled, or the file did not match. Until ``finish`` the bytes are untrusted. The
+    Called in this order per attempt: ``feed`` with each block from byte 0, from a thread of
+    the attempt's own (_ConsumerThread); then, from the download's thread once every fed block
+    was consumed, ``finish()`` when the whole file matched its sha256 and is in the store, or
+    ``abort()`` when the attempt failed (then a retry feeds it again from byte 0) or was
+    cancelled, or the file did not match. Until ``finish`` the bytes are untrusted. The
     consumer's own errors never fail the download: it is aborted and the download goes on.
     """
 
@@ -247,7 +249,7 @@ class ArtifactStore:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-")
         digest = hashlib.sha256()
-        consumer = request.consumer
+        consumer = _ConsumerThread(request.consumer) if request.consumer is not None else None
         try:
             with self._lock:
                 self.requests_made += 1
@@ -280,9 +282,8 @@ class ArtifactStore:
                             break
                         digest.update(block)
                         out.write(block)
-                        if consumer is not None and not _notify(consumer.feed, block):
-                            _notify(consumer.abort)
-                            consumer = None
+                        if consumer is not None:
+                            consumer.feed(block)
             finally:
                 response.close()
             actual = digest.hexdigest()
@@ -299,11 +300,11 @@ class ArtifactStore:
             if fd >= 0:
                 os.close(fd)
             _unlink(tmp)
-            if request.consumer is not None:
-                _notify(request.consumer.abort)
+            if consumer is not None:
+                consumer.abort()
             raise
-        if consumer is not None and not _notify(consumer.finish):
-            _notify(consumer.abort)
+        if consumer is not None:
+            consumer.finish()
 
     def _open(self, request: FileRequest):
         """The response for REQUEST's URL; each hop gets the credentials of its own origin."""
@@ -351,6 +352,54 @@ class ArtifactStore:
 
 class _Retryable(Exception):
     pass
+
+
+class _ConsumerThread:
+    """Runs one attempt's StreamConsumer.feed calls in a thread beside the network reads.
+
+    A consumer that inflates (the uv wheel's binaries) costs about as much CPU as the download
+    takes time; in the reading thread the two add up, here they overlap (zlib, TLS and file
+    writes release the GIL). At most _DEPTH blocks wait, so memory stays bounded: a slow
+    consumer slows the download instead. finish() and abort() first wait until every fed block
+    was consumed (or dropped, once the consumer failed or the attempt was aborted).
+    """
+
+    _DEPTH = 16
+    _END = object()
+
+    def __init__(self, consumer: StreamConsumer) -> None:
+        self._consumer = consumer
+        self._blocks: queue.Queue = queue.Queue(self._DEPTH)
+        self._failed = False
+        self._dropping = False
+        self._thread = threading.Thread(target=self._work, name="airgap-uv-consumer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            block = self._blocks.get()
+            if block is self._END:
+                return
+            if not (self._failed or self._dropping):
+                self._failed = not _notify(self._consumer.feed, block)
+
+    def feed(self, block: bytes) -> None:
+        self._blocks.put(block)
+
+    def _drain(self) -> None:
+        if self._thread.is_alive():
+            self._blocks.put(self._END)
+            self._thread.join()
+
+    def finish(self) -> None:
+        self._drain()
+        if self._failed or not _notify(self._consumer.finish):
+            _notify(self._consumer.abort)
+
+    def abort(self) -> None:
+        self._dropping = True
+        self._drain()
+        _notify(self._consumer.abort)
 
 
 class _KeepAlive:

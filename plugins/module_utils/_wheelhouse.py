@@ -87,6 +87,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._target import Target, T
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     UvBinaryStream,
     UvError,
+    controller_python_args,
     extract_uv_binaries,
     lock_uv_release,
     run_uv,
@@ -212,7 +213,8 @@ class WheelhouseBuilder:
         marker = os.path.join(self.options.cache_dir, "lock-checked", digest.hexdigest())
         if os.path.exists(marker):
             return
-        args = ["lock", "--check", "--quiet", "--directory", self.project_dir]
+        args = ["lock", "--check", "--quiet", "--directory", self.project_dir,
+                *controller_python_args(lock.requires_python)]
         # A lock made with `uv lock --exclude-newer DATE` records DATE; uv re-resolves (and calls
         # the lock stale) unless the check uses the same cut-off.
         exclude_newer = lock.options.get("exclude-newer")

@@ -301,7 +301,8 @@ def test_a_consumer_is_aborted_on_a_hash_mismatch(server, tmp_path):
     consumer = _Recorder()
     with pytest.raises(DownloadError, match="uv.lock records"):
         store.ensure([FileRequest(filename="b.whl", sha256=PAYLOAD_SHA, url=server + "/bad/b.whl", consumer=consumer)])
-    assert _compact(consumer.calls) == ["feed", "abort"] and consumer.data == b""
+    # Blocks not consumed yet when the mismatch shows are dropped: the consumer may see none.
+    assert _compact(consumer.calls) in (["feed", "abort"], ["abort"]) and consumer.data == b""
 
 
 def test_a_retry_feeds_the_consumer_from_byte_0(server, tmp_path, monkeypatch):
@@ -333,7 +334,9 @@ def test_a_retry_feeds_the_consumer_from_byte_0(server, tmp_path, monkeypatch):
     consumer = _Recorder()
     store.ensure([FileRequest(filename="c.whl", sha256=PAYLOAD_SHA, url=server + "/ok/c.whl", consumer=consumer)])
     assert len(attempts) == 2
-    assert _compact(consumer.calls) == ["feed", "abort", "feed", "finish"] and bytes(consumer.data) == PAYLOAD
+    # The first attempt's block may be dropped unconsumed by its abort; the retry starts over.
+    assert _compact(consumer.calls) in (["feed", "abort", "feed", "finish"], ["abort", "feed", "finish"])
+    assert bytes(consumer.data) == PAYLOAD
 
 
 def test_a_failing_consumer_does_not_fail_the_download(server, tmp_path):
@@ -390,3 +393,34 @@ def test_cancel_removes_what_a_consumer_staged(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_slow_consumer_runs_beside_the_download_and_sees_every_block_before_finish(server, tmp_path):
+    class Slow(_Recorder):
+        def __init__(self):
+            super().__init__()
+            self.threads = set()
+            self.complete_at_finish = None
+
+        def feed(self, block):
+            self.threads.add(threading.get_ident())
+            time.sleep(0.01)
+            super().feed(block)
+
+        def finish(self):
+            self.complete_at_finish = bytes(self.data) == PAYLOAD
+            super().finish()
+
+    store = ArtifactStore(str(tmp_path), backoff=0.01, workers=1)
+    consumer = Slow()
+    downloading = set()
+    original = ArtifactStore._download
+
+    def noting(self, request):
+        downloading.add(threading.get_ident())
+        return original(self, request)
+
+    store._download = noting.__get__(store)  # pylint: disable=attribute-defined-outside-init
+    store.ensure([FileRequest(filename="a.whl", sha256=PAYLOAD_SHA, url=server + "/ok/a.whl", consumer=consumer)])
+    assert consumer.complete_at_finish is True and _compact(consumer.calls) == ["feed", "finish"]
+    assert consumer.threads and not consumer.threads & downloading

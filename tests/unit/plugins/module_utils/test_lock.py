@@ -400,3 +400,21 @@ source = { registry = "https://index.invalid/simple" }
     assert lock.revision == 9 and lock.requires_python is None
     assert lock.project.version is None and str(lock.project) == "dyn"
     assert lock.workspace_members == ("dyn",)
+
+
+@pytest.mark.parametrize("url", [
+    "https://files.index.invalid/packages/ab/cd/click-8.1.7-py3-none-any.whl",
+    "http://index.invalid:8080/simple/pkg/pkg-1.0.tar.gz",
+    "https://index.invalid/packages/name%2Bplus-1.0-py3-none-any.whl",
+    "https://index.invalid/packages/pkg-1.0.whl?token=x#sha256=00",
+    "https://index.invalid/packages/pkg-1.0.whl#frag",
+    "https://index.invalid",
+    "https://index.invalid/",
+    "file:///srv/wheels/pkg-1.0-py3-none-any.whl",
+])
+def test_url_basename_fast_path_agrees_with_urlsplit(url):
+    from urllib.parse import unquote, urlsplit
+
+    from ansible_collections.airgap.uv.plugins.module_utils._lock import _url_basename
+
+    assert _url_basename(url) == unquote(urlsplit(url).path.rsplit("/", 1)[-1])
