@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
 
 FIXTURES = Path(__file__).absolute().parent / "fixtures" / "uv_output"
 VERSIONS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
@@ -208,7 +209,7 @@ def test_text_reinstall_and_url_lines():
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_pip_list(version):
-    assert S.parse_pip_list(fixture(version, "pip_list")["stdout"]) == REQ2
+    assert C.parse_pip_list(fixture(version, "pip_list")["stdout"]) == REQ2
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -426,7 +427,7 @@ def test_state_file_corrupt_is_ignored(tmp_path):
 def _complete(store, rel_id, previous=None):
     rel = S.Release(os.path.join(store.releases_dir, rel_id))
     os.makedirs(os.path.join(rel.path, "bin"))
-    rel.write_meta({"format": 1, "id": rel_id, "previous": previous, "packages": {"six": {"version": "1", "hashes": []}}})
+    C.ReleaseWriter(store).write_meta(rel, {"format": 1, "id": rel_id, "previous": previous, "packages": {"six": {"version": "1", "hashes": []}}})
     return rel
 
 
@@ -444,7 +445,7 @@ def test_store_inspect_kinds(tmp_path):
     (tmp_path / "venv").symlink_to(".venv.releases/gone")
     assert store.inspect().kind == "dangling"
     rel = _complete(store, "20250101T000000.000000Z-aaaaaa")
-    store.activate(rel)
+    C.ReleaseWriter(store).activate(rel)
     view = store.inspect()
     assert view.kind == "release" and view.current.id == rel.id
     assert os.readlink(tmp_path / "venv") == ".venv.releases/" + rel.id  # relative: the tree can move
@@ -454,7 +455,7 @@ def test_store_activate_absolute_when_elsewhere(tmp_path):
     store = S.ReleaseStore(str(tmp_path / "a" / "venv"), str(tmp_path / "r"))
     os.makedirs(tmp_path / "a")
     rel = _complete(store, "20250101T000000.000000Z-aaaaaa")
-    store.activate(rel)
+    C.ReleaseWriter(store).activate(rel)
     assert os.readlink(tmp_path / "a" / "venv") == rel.path
     assert store.inspect().current.id == rel.id
 
@@ -466,7 +467,7 @@ def test_store_cleanup_and_previous(tmp_path):
     r3 = _complete(store, "20250103T000000.000000Z-000003", previous=r2.id)
     half = S.Release(os.path.join(store.releases_dir, "20250104T000000.000000Z-000004"))
     os.makedirs(half.path)
-    store.activate(r2)  # after a rollback to r2, r1 is r2's previous
+    C.ReleaseWriter(store).activate(r2)  # after a rollback to r2, r1 is r2's previous
     (tmp_path / ".venv.tmp-1-abc").symlink_to("x")
     assert store.previous_of(r2).id == r1.id
     removed = store.cleanup(2, [r2, store.previous_of(r2)])
@@ -541,8 +542,8 @@ def test_runner_fallback_goes_offline(inputs, tmp_path):
     store = S.ReleaseStore(inputs["venv"])
     os.makedirs(os.path.dirname(inputs["venv"]))
     rel = _complete(store, "20250101T000000.000000Z-000001")
-    rel.write_meta({"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}})
-    store.activate(rel)
+    C.ReleaseWriter(store).write_meta(rel, {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}})
+    C.ReleaseWriter(store).activate(rel)
     fake = FakeUv({"--index-url": (2, "", "error: Failed to fetch: http://idx/simple/six/\n  Caused by: dns error\n")})
     warnings = []
     result = S.SyncRunner(
@@ -561,8 +562,8 @@ def test_runner_content_change_detected(inputs, tmp_path):
     store = S.ReleaseStore(inputs["venv"])
     os.makedirs(os.path.dirname(inputs["venv"]))
     rel = _complete(store, "20250101T000000.000000Z-000001")
-    rel.write_meta({"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H2]}}})
-    store.activate(rel)
+    C.ReleaseWriter(store).write_meta(rel, {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H2]}}})
+    C.ReleaseWriter(store).activate(rel)
     result = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), check_mode=True, diff=True, runner=FakeUv()).run()
     assert result["changed"] and result["reinstalled"] == [{"name": "six", "version": "1.16.0"}]
     assert "content changed" in result["reason"] and result["diff"]["before"] == result["diff"]["after"]
@@ -634,9 +635,9 @@ def _reqs(**pins):
 )
 def test_recorded_match(inputs, meta, matches):
     base = {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}}
-    runner = S.SyncRunner(dict(inputs, python="/usr/bin/python3"), runner=FakeUv())
-    assert runner._recorded_match(dict(base, **meta), _reqs(six=("1.16.0", [H1]))) is matches
-    assert runner._recorded_match(None, _reqs(six=("1.16.0", [H1]))) is False
+    changer = C.ReleaseChanger(S.SyncRunner(dict(inputs, python="/usr/bin/python3"), runner=FakeUv()))
+    assert changer.recorded_match(dict(base, **meta), _reqs(six=("1.16.0", [H1]))) is matches
+    assert changer.recorded_match(None, _reqs(six=("1.16.0", [H1]))) is False
 
 
 # ---------------------------------------------------------------------------
@@ -658,22 +659,22 @@ def fsync_log(monkeypatch):
         events.append(("fsync", _fd_path(fd)))
         return real_fsync(fd)
 
-    real_syncfs = S._libc_syncfs()
+    real_syncfs = C._libc_syncfs()
     assert real_syncfs is not None, "syncfs through ctypes should work on Linux"
 
     def syncfs(fd):
         events.append(("syncfs", _fd_path(fd)))
         return real_syncfs(fd)
 
-    real_activate = S.ReleaseStore.activate
+    real_activate = C.ReleaseWriter.activate
 
-    def activate(store, release):
+    def activate(writer, release):
         events.append(("activate", release.path))
-        return real_activate(store, release)
+        return real_activate(writer, release)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(S, "_libc_syncfs", lambda: syncfs)
-    monkeypatch.setattr(S.ReleaseStore, "activate", activate)
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: syncfs)
+    monkeypatch.setattr(C.ReleaseWriter, "activate", activate)
     return events
 
 
@@ -686,7 +687,7 @@ def test_fsync_tree_covers_files_and_directories_not_symlinks(tmp_path, fsync_lo
     (tmp_path / "t" / "dirlink").symlink_to(tmp_path / "t" / "a")
     for workers in (1, 8):
         del fsync_log[:]
-        assert S.fsync_tree(str(tmp_path / "t"), workers=workers) == 6  # 3 dirs, 2 files, 1 link skipped
+        assert C.fsync_tree(str(tmp_path / "t"), workers=workers) == 6  # 3 dirs, 2 files, 1 link skipped
         flushed = sorted(p for kind, p in fsync_log)
         assert flushed == sorted([str(tmp_path / "t")] + [str(tmp_path / "t" / p) for p in ("a", "a/b", "a/b/f.py", "g.txt")])
 
@@ -694,17 +695,17 @@ def test_fsync_tree_covers_files_and_directories_not_symlinks(tmp_path, fsync_lo
 def test_make_durable_syncfs_fallback_and_errors(tmp_path, monkeypatch):
     (tmp_path / "rel" / "lib").mkdir(parents=True)
     (tmp_path / "rel" / "lib" / "m.py").write_text("x")
-    assert S.make_durable(str(tmp_path / "rel")) == "syncfs"  # the real syscall
+    assert C.make_durable(str(tmp_path / "rel")) == "syncfs"  # the real syscall
 
     flushed = []
-    monkeypatch.setattr(S, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
-    monkeypatch.setattr(S, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
-    assert S.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
-    monkeypatch.setattr(S, "_libc_syncfs", lambda: (lambda fd: S.errno.ENOSYS))  # refused by a seccomp filter
-    assert S.make_durable(str(tmp_path / "rel")) == "fsync"
-    monkeypatch.setattr(S, "_libc_syncfs", lambda: (lambda fd: S.errno.EIO))
+    monkeypatch.setattr(C, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
+    assert C.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: S.errno.ENOSYS))  # refused by a seccomp filter
+    assert C.make_durable(str(tmp_path / "rel")) == "fsync"
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: S.errno.EIO))
     with pytest.raises(S.SyncError, match=r"Cannot flush .*/rel to disk: Input/output error"):
-        S.make_durable(str(tmp_path / "rel"))
+        C.make_durable(str(tmp_path / "rel"))
 
 
 def _real_bundle(tmp_path, uv_bin, uv_cache):
@@ -785,7 +786,7 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
 def test_build_falls_back_to_fsync_of_every_file(tmp_path, uv_bin, uv_cache, fsync_log, monkeypatch):
     params, _pins = _real_bundle(tmp_path, uv_bin, uv_cache)
-    monkeypatch.setattr(S, "_libc_syncfs", lambda: None)
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: None)
     release = S.SyncRunner(params).run()["release"]
     flushed = {path for kind, path in fsync_log if kind == "fsync"}
     assert not [kind for kind, _p in fsync_log if kind == "syncfs"]
@@ -863,3 +864,40 @@ def test_environment_fingerprint_sees_entries_and_metadata(tmp_path):
     (site / "other.pth").write_text("")
     assert S.environment_fingerprint(str(tmp_path)) != first
     assert S.environment_fingerprint(str(tmp_path / "absent")) == []
+
+
+_RUN_AND_REPORT_IMPORTS = """
+import json, sys
+from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
+params, check_mode = json.loads(sys.argv[1]), sys.argv[2] == "check"
+result = SyncRunner(params, check_mode=check_mode).run()
+print(json.dumps([result["changed"], "ansible_collections.airgap.uv.plugins.module_utils._sync_change" in sys.modules]))
+"""
+
+
+def _run_and_report_imports(params, check_mode=False):
+    """(changed, whether _sync_change was imported) of one run in a fresh interpreter."""
+    import subprocess
+
+    proc = subprocess.run(
+        [S.sys.executable, "-c", _RUN_AND_REPORT_IMPORTS, json.dumps(params), "check" if check_mode else "apply"],
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in S.sys.path if p)),
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return tuple(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_noop_run_never_imports_the_change_code(tmp_path, uv_bin, uv_cache):
+    """The host compiles every module_util a run imports (Ansible ships them as source): a no-op
+    run must not load _sync_change, or it pays for compiling the build and switch code."""
+    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    assert S.SyncRunner(params).run()["changed"]
+    # uv's dry run, then its recorded answer, then check mode: nothing changes, nothing imported
+    assert [_run_and_report_imports(params) for _n in range(2)] == [(False, False)] * 2
+    assert _run_and_report_imports(params, check_mode=True) == (False, False)
+    # a change (predicted or made) and a rollback need it
+    pins("alpha-2.0", "beta-1.0")
+    assert _run_and_report_imports(params, check_mode=True) == (True, True)
+    assert _run_and_report_imports(params) == (True, True)
+    assert _run_and_report_imports(dict(params, state="rollback")) == (True, True)

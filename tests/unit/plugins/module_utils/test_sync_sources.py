@@ -16,6 +16,7 @@ import tarfile
 import pytest
 
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
 from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync import FakeUv
 
 H1 = "sha256:" + "1" * 64
@@ -41,7 +42,7 @@ def test_extract_sdist_returns_the_project_directory(tmp_path):
     archive = tmp_path / "proj-1.0.tar.gz"
     make_sdist(str(archive), {"proj-1.0/pyproject.toml": b"[project]\n", "proj-1.0/src/proj/__init__.py": b"",
                               "proj-1.0/run.sh": b"#!/bin/sh\n"})
-    top = S.extract_sdist(str(archive), str(tmp_path / "src"))
+    top = C.extract_sdist(str(archive), str(tmp_path / "src"))
     assert top == str(tmp_path / "src" / "proj-1.0")
     assert (tmp_path / "src" / "proj-1.0" / "src" / "proj" / "__init__.py").is_file()
     assert os.access(str(tmp_path / "src" / "proj-1.0" / "run.sh"), os.X_OK)
@@ -57,7 +58,7 @@ def test_extract_sdist_refuses_unsafe_archives(tmp_path, members, fragment):
     archive = tmp_path / "bad.tar.gz"
     make_sdist(str(archive), members)
     with pytest.raises(S.SyncError) as caught:
-        S.extract_sdist(str(archive), str(tmp_path / "src"))
+        C.extract_sdist(str(archive), str(tmp_path / "src"))
     assert fragment in caught.value.msg
     assert not (tmp_path / "src").exists() and not (tmp_path.parent / "evil").exists()
 
