@@ -73,6 +73,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="airgap-uv-fsync-", dir=os.environ.get("BENCH_DIR"))
     try:
         S = import_sync(tmp)
+        from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C  # noqa: E402
         wheelhouse = os.path.join(tmp, "wheelhouse")
         os.makedirs(wheelhouse)
         lines = []
@@ -102,13 +103,13 @@ def main() -> None:
             return rel, time.perf_counter() - t0
 
         def dirs(rel: str) -> None:
-            S.Release(rel).write_meta({"format": 1})
-            S._fsync_dir(rel, strict=True)
-            S._fsync_dir(releases, strict=True)
+            C.ReleaseWriter.write_meta(S.Release(rel), {"format": 1})
+            C._fsync_dir(rel, strict=True)
+            C._fsync_dir(releases, strict=True)
 
         workers = [int(w) for w in opts.workers.split(",") if w]
         cases = [("none", lambda rel: None), ("dirs", dirs)]
-        cases += [("tree-%d" % w, (lambda w: lambda rel: (S.fsync_tree(rel, w), dirs(rel)))(w)) for w in workers]
+        cases += [("tree-%d" % w, (lambda w: lambda rel: (C.fsync_tree(rel, w), dirs(rel)))(w)) for w in workers]
         cases.append(("syncfs", lambda rel: (syncfs(rel), dirs(rel))))
 
         build(cache)  # fills the warm cache
@@ -154,19 +155,19 @@ def main() -> None:
         params = {"uv": uv, "wheelhouse": wheelhouse, "requirements": requirements, "venv": os.path.join(tmp, "app", "venv"),
                   "cache_dir": cache, "python": python, "keep_releases": 1}
         S.SyncRunner(params).run()
-        real_durable = S.make_durable
+        real_durable = C.make_durable
         module: dict = {}
         for r in range(opts.runs):
             for label in ("module build, flush on", "module build, flush patched out"):
                 with open(requirements, "w") as f:
                     f.write("\n".join(lines + [tails[1 + r * 2 + label.endswith("out")]]) + "\n")
-                S.make_durable = real_durable if label.endswith("on") else (lambda path, dir_fd=None: "off")
+                C.make_durable = real_durable if label.endswith("on") else (lambda path, dir_fd=None: "off")
                 os.sync()
                 t0 = time.perf_counter()
                 result = S.SyncRunner(params).run()
                 module.setdefault(label, []).append(time.perf_counter() - t0)
                 assert result["changed"] and "switched" not in (result["reason"] or ""), result
-        S.make_durable = real_durable
+        C.make_durable = real_durable
         for label, vals in module.items():
             print("%-32s %10.1f ms (median), min %.1f" % (label, statistics.median(vals) * 1000, min(vals) * 1000))
     finally:

@@ -20,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from typing import Optional, Sequence
-
-from packaging.specifiers import SpecifierSet
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from ansible_collections.airgap.uv.plugins.module_utils._download import write_atomically
 from ansible_collections.airgap.uv.plugins.module_utils._zipstream import ZipStream
+
+if TYPE_CHECKING:  # annotations only: this module imports without packaging
+    from packaging.specifiers import SpecifierSet
 
 _UV_VERSION_RE = re.compile(r"^uv (\d+\.\d+\.\d+\S*)")
 
