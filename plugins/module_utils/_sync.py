@@ -36,11 +36,18 @@ import sys
 import time
 import typing as t
 
+from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (  # noqa: F401 (environment_fingerprint: API)
+    NOOP_RESULT,
+    RELEASE_META,
+    STATE_FORMAT,
+    environment_fingerprint,
+    noop_key,
+    store_paths,
+)
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.airgap.uv.plugins.module_utils._sync_change import ReleaseChanger
 
-RELEASE_META = "airgap-uv-release.json"
-STATE_FORMAT = 1
 MANIFEST_FORMAT = 1
 NETWORK_MODES = ("offline", "fallback", "online")
 STDERR_TAIL_LINES = 25
@@ -739,51 +746,6 @@ def release_runs(release: Release) -> bool:
     return res.rc == 0
 
 
-def environment_fingerprint(prefix: str) -> t.List[t.List[t.Any]]:
-    """What ``uv pip sync --dry-run`` reads of the environment at PREFIX, as cheap ``lstat`` facts.
-
-    uv decides from the installed distributions' metadata directories: every entry of each
-    ``site-packages`` (a package installed, removed or replaced changes the entry or its
-    inode) and every file of the ``*.dist-info``/``*.egg-info`` directories (an in-place edit
-    of ``METADATA`` changes its size or mtime). Nothing here reads a file. Names are looked
-    up relative to an open descriptor of their directory: for the 1,200 entries of a
-    150-package environment that is about 15 % faster than by full path.
-    """
-    facts: t.List[t.List[t.Any]] = []
-    lib = os.path.join(prefix, "lib")
-    try:
-        pythons = sorted(n for n in os.listdir(lib) if n.startswith(("python", "pypy")))
-    except OSError:
-        return facts
-    for name in pythons:
-        site = os.path.join(lib, name, "site-packages")
-        try:
-            top = os.lstat(site)
-            site_fd = os.open(site, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            try:
-                entries = sorted(os.listdir(site_fd))
-            except OSError:
-                continue
-            facts.append([site, top.st_ino, top.st_mtime_ns])
-            for entry in entries:
-                st = os.stat(entry, dir_fd=site_fd, follow_symlinks=False)
-                facts.append([entry, st.st_ino, st.st_size, st.st_mtime_ns])
-                if entry.endswith((".dist-info", ".egg-info")) and stat.S_ISDIR(st.st_mode):
-                    meta_fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=site_fd)
-                    try:
-                        for inner in sorted(os.listdir(meta_fd)):
-                            ist = os.stat(inner, dir_fd=meta_fd, follow_symlinks=False)
-                            facts.append([entry, inner, ist.st_ino, ist.st_size, ist.st_mtime_ns])
-                    finally:
-                        os.close(meta_fd)
-        finally:
-            os.close(site_fd)
-    return facts
-
-
 class VenvView(t.NamedTuple):
     kind: str  # absent | release | dangling | directory | foreign
     current: t.Optional[Release]
@@ -794,11 +756,7 @@ class ReleaseStore:
     """``venv`` -> ``<releases_dir>/<id>`` symlink plus the releases next to it."""
 
     def __init__(self, venv: str, releases_dir: t.Optional[str] = None) -> None:
-        self.venv = os.path.abspath(venv)
-        parent, name = os.path.split(self.venv)
-        self.releases_dir = os.path.abspath(releases_dir) if releases_dir else os.path.join(parent, ".%s.releases" % name)
-        self.lock_path = self.releases_dir + ".lock"
-        self.state_path = self.releases_dir + ".state.json"
+        self.venv, self.releases_dir, self.lock_path, self.state_path = store_paths(venv, releases_dir)
 
     def inspect(self) -> VenvView:
         try:
@@ -1031,16 +989,23 @@ class SyncRunner:
         warn: t.Optional[t.Callable[[str], None]] = None,
     ) -> None:
         self.p = SyncParams(params, python_executable)
+        self.params = params
+        self.python_executable = python_executable
         self.check_mode = check_mode
         self.diff_mode = diff
         self.tmpdir = tmpdir
         self.store = ReleaseStore(self.p.venv, self.p.releases_dir)
         self.uv = Uv(self.p.uv, self.p.cache_dir, environ if environ is not None else os.environ, runner)
-        self.warn = warn or (lambda msg: None)
+        self.warned = False
+        self._warn_to = warn or (lambda msg: None)
         self.state: StateFile = StateFile(self.store.state_path)
         # Packages installed editable from their shipped sdist: name -> Requirement (sha256 of the sdist)
         self.editables: t.Dict[str, Requirement] = {}
         self.editable_files: t.Dict[str, str] = {}  # name -> the sdist's file name in the wheelhouse
+
+    def warn(self, msg: str) -> None:
+        self.warned = True  # a run that warned is not recorded as a no-op (_sync_replay)
+        self._warn_to(msg)
 
     # -- entry point ------------------------------------------------------
 
@@ -1327,10 +1292,15 @@ class SyncRunner:
         # when there is none, or it is broken, and both are reasons).
         plan = t.cast(Plan, plan)
         fixes = self.fix_attributes(current, apply=not self.check_mode)
-        if not self.check_mode:
-            self.store.cleanup(p.keep_releases, [current, previous])
-        return self.result(bool(fixes), plan.before, after, set(), current, previous, plan.network_used,
-                           "; ".join(fixes) or None)
+        pruned = self.store.cleanup(p.keep_releases, [current, previous]) if not self.check_mode else []
+        result = self.result(bool(fixes), plan.before, after, set(), current, previous, plan.network_used,
+                             "; ".join(fixes) or None)
+        if not (fixes or pruned or self.warned or self.check_mode):
+            # The next run with the same inputs returns this without loading this file (_sync_replay).
+            key = noop_key(self.params, self.diff_mode, self.python_executable)
+            if key is not None:
+                self.state.set(NOOP_RESULT, {"key": key, "result": result})
+        return result
 
     # -- helpers ----------------------------------------------------------
 

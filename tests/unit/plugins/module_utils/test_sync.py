@@ -901,3 +901,77 @@ def test_noop_run_never_imports_the_change_code(tmp_path, uv_bin, uv_cache):
     assert _run_and_report_imports(params, check_mode=True) == (True, True)
     assert _run_and_report_imports(params) == (True, True)
     assert _run_and_report_imports(dict(params, state="rollback")) == (True, True)
+
+
+def test_a_repeated_noop_is_answered_from_its_record_until_anything_it_looks_at_changes(tmp_path, uv_bin, uv_cache):
+    from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
+
+    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    params["keep_releases"] = 2
+
+    def recorded(**changed_params):
+        """Run until a no-op is recorded (the first run after a change may change something)."""
+        run_params = dict(params, **changed_params)
+        for dummy in range(3):
+            result = S.SyncRunner(run_params).run()
+            if not result["changed"]:
+                return run_params, json.loads(json.dumps(result))
+        raise AssertionError("no no-op after three runs")
+
+    assert replay_noop(params, False) is None  # no venv yet
+    first = S.SyncRunner(params).run()
+    assert first["changed"] and replay_noop(params, False) is None  # a change is never recorded
+    run_params, noop = recorded()
+    assert replay_noop(run_params, False) == noop
+    assert replay_noop(run_params, True) is None  # diff mode returns a diff: its own record
+    assert replay_noop(dict(run_params, keep_releases=3), False) is None
+    assert replay_noop(dict(run_params, network="fallback"), False) is None
+
+    # a package dropped into the environment by hand
+    extra = os.path.join(_site_packages(noop["release"]), "stray-1.0.dist-info")
+    os.mkdir(extra)
+    with open(os.path.join(extra, "METADATA"), "w") as handle:
+        handle.write("Metadata-Version: 2.1\nName: stray\nVersion: 1.0\n")
+    with open(os.path.join(extra, "RECORD"), "w") as handle:
+        handle.write("stray-1.0.dist-info/METADATA,,\nstray-1.0.dist-info/RECORD,,\n")
+    assert replay_noop(run_params, False) is None
+    assert S.SyncRunner(run_params).run()["removed"] == [{"name": "stray", "version": "1.0"}]
+    run_params, noop = recorded()
+    assert replay_noop(run_params, False) == noop
+
+    # the wheelhouse, the release's top directory and the store, each changed by hand
+    (tmp_path / "wheelhouse" / "new-1.0-py3-none-any.whl").write_bytes(b"")
+    assert replay_noop(run_params, False) is None
+    (tmp_path / "wheelhouse" / "new-1.0-py3-none-any.whl").unlink()
+    assert replay_noop(run_params, False) == noop
+    os.chmod(noop["release"], 0o700)
+    assert replay_noop(run_params, False) is None
+    os.chmod(noop["release"], 0o755)
+    os.symlink(noop["release"], str(tmp_path / "app" / ".venv.tmp-leftover"))
+    assert replay_noop(run_params, False) is None
+    run_params, noop = recorded()
+    assert not os.path.lexists(str(tmp_path / "app" / ".venv.tmp-leftover"))
+    assert replay_noop(run_params, False) == noop
+
+    # a run holding the store's lock (a switch in progress): no answer until it is done
+    with open(S.ReleaseStore(params["venv"]).lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert replay_noop(run_params, False) is None
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert replay_noop(run_params, False) == noop
+
+    # a new install file
+    pins("alpha-2.0", "beta-1.0")
+    assert replay_noop(run_params, False) is None
+    assert S.SyncRunner(run_params).run()["upgraded"] == [{"name": "alpha", "from": "1.0", "to": "2.0"}]
+
+
+def test_a_noop_that_warned_is_not_recorded(tmp_path, uv_bin, uv_cache):
+    from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
+
+    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
+    S.SyncRunner(params).run()
+    runner = S.SyncRunner(params)
+    runner.warn("something the user should see every time")
+    assert runner.run()["changed"] is False
+    assert replay_noop(params, False) is None
