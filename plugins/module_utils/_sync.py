@@ -36,7 +36,7 @@ import sys
 import time
 import typing as t
 
-from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (  # noqa: F401 (environment_fingerprint: API)
+from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
     NOOP_RESULT,
     RELEASE_META,
     STATE_FORMAT,
