@@ -42,6 +42,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
     STATE_FORMAT,
     environment_fingerprint,
     noop_key,
+    sha256_file,
     store_paths,
 )
 
@@ -599,14 +600,6 @@ def whoami() -> str:
 # ---------------------------------------------------------------------------
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class ManifestVerifier:
     """Checks every file a manifest lists (existence, size, sha256) before uv runs.
 
@@ -997,11 +990,19 @@ class SyncRunner:
         self.store = ReleaseStore(self.p.venv, self.p.releases_dir)
         self.uv = Uv(self.p.uv, self.p.cache_dir, environ if environ is not None else os.environ, runner)
         self.warned = False
+        # environment_fingerprint per prefix, taken once per run: the recorded dry run and the
+        # recorded no-op both need the release's, and nothing between changes it.
+        self._fingerprints: t.Dict[str, t.List[t.List[t.Any]]] = {}
         self._warn_to = warn or (lambda msg: None)
         self.state: StateFile = StateFile(self.store.state_path)
         # Packages installed editable from their shipped sdist: name -> Requirement (sha256 of the sdist)
         self.editables: t.Dict[str, Requirement] = {}
         self.editable_files: t.Dict[str, str] = {}  # name -> the sdist's file name in the wheelhouse
+
+    def fingerprint(self, prefix: str) -> t.List[t.List[t.Any]]:
+        if prefix not in self._fingerprints:
+            self._fingerprints[prefix] = environment_fingerprint(prefix)
+        return self._fingerprints[prefix]
 
     def warn(self, msg: str) -> None:
         self.warned = True  # a run that warned is not recorded as a no-op (_sync_replay)
@@ -1229,7 +1230,7 @@ class SyncRunner:
                         digest.update(hashlib.sha256(handle.read()).digest())
                 except OSError:
                     return None
-        digest.update(json.dumps(environment_fingerprint(prefix)).encode("utf-8"))
+        digest.update(json.dumps(self.fingerprint(prefix)).encode("utf-8"))
         return digest.hexdigest()
 
     # -- state=present ----------------------------------------------------
@@ -1297,7 +1298,7 @@ class SyncRunner:
                              "; ".join(fixes) or None)
         if not (fixes or pruned or self.warned or self.check_mode):
             # The next run with the same inputs returns this without loading this file (_sync_replay).
-            key = noop_key(self.params, self.diff_mode, self.python_executable)
+            key = noop_key(self.params, self.diff_mode, self.python_executable, fingerprint=self.fingerprint)
             if key is not None:
                 self.state.set(NOOP_RESULT, {"key": key, "result": result})
         return result

@@ -103,17 +103,22 @@ def _stat_facts(path: str, follow: bool = True) -> t.List[t.Any]:
     return [path, st.st_mode, st.st_uid, st.st_gid, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _file_sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[str] = None) -> t.Optional[str]:
+def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[str] = None,
+             fingerprint: t.Callable[[str], t.List[t.List[t.Any]]] = environment_fingerprint) -> t.Optional[str]:
     """Digest of everything an offline ``state=present`` run of PARAMS looks at, or None.
 
     None when no record applies: another state or network mode, a pending copy (check
     mode's prediction), a venv that is not a release symlink, or anything unreadable.
-    INTERPRETER is the Python the module runs on (the default ``python``).
+    INTERPRETER is the Python the module runs on (the default ``python``); FINGERPRINT gives
+    a prefix's environment_fingerprint (the runner passes the one it already took).
     """
     if (params.get("state") or "present") != "present" or (params.get("network") or "offline") != "offline" \
             or params.get("pending") is not None or not params.get("venv"):
@@ -127,7 +132,7 @@ def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[
         facts.append(_stat_facts(os.path.abspath(str(params.get("uv")))))
         for name in ("requirements", "build_constraints", "manifest"):
             value = params.get(name)
-            facts.append([name, _file_sha256(os.path.abspath(str(value))) if value else None])
+            facts.append([name, sha256_file(os.path.abspath(str(value))) if value else None])
         python = params.get("python")
         if python and "/" in str(python):
             facts.append(_stat_facts(str(python)))
@@ -144,10 +149,10 @@ def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[
         parent, venv_name = os.path.split(paths.venv)
         facts.append(sorted(n for n in os.listdir(parent) if n.startswith(".%s.tmp-" % venv_name)))
         facts.append(_stat_facts(release, follow=False))
-        facts.append(_file_sha256(os.path.join(release, RELEASE_META)))
+        facts.append(sha256_file(os.path.join(release, RELEASE_META)))
         facts.append(_stat_facts(os.path.realpath(os.path.join(release, "bin", "python"))))
         facts.append(_stat_facts(os.path.join(release, "pyvenv.cfg")))
-        facts.append(environment_fingerprint(release))
+        facts.append(fingerprint(release))
         return hashlib.sha256(json.dumps(facts, default=str).encode("utf-8")).hexdigest()
     except (OSError, TypeError, ValueError):
         return None
