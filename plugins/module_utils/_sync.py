@@ -33,9 +33,20 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import (
+    RunAs,
+    UnsafePath,
+    chown_tree,
+    lock_holders,
+    read_text,
+    require_root_only,
+    run,
+    run_as_for,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
     NOOP_RESULT,
     RELEASE_META,
@@ -392,14 +403,13 @@ def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-CommandRunner = t.Callable[[t.List[str], t.Dict[str, str]], CommandResult]
+CommandRunner = t.Callable[..., CommandResult]
 
 
-def run_command(argv: t.List[str], env: t.Dict[str, str]) -> CommandResult:
+def run_command(argv: t.List[str], env: t.Dict[str, str], run_as: t.Optional[RunAs] = None) -> CommandResult:
+    """Run ARGV; as RUN_AS (the owner) when root works for one, see _host_safety."""
     try:
-        proc = subprocess.run(
-            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
-        )
+        proc = run(argv, env, run_as)
     except OSError as exc:
         hint = "; is it the binary for this host's platform?" if exc.errno == errno.ENOEXEC else ""
         raise SyncError("Cannot run %s: %s%s" % (argv[0], exc.strerror or exc, hint), cmd=argv)
@@ -421,6 +431,8 @@ class Uv:
         self.cache_dir = cache_dir
         self.environ = environ
         self.runner = runner
+        # Who uv runs as: the owner when root deploys for one (uv runs the releases' interpreters).
+        self.run_as: t.Optional[RunAs] = None
         self._info: t.Optional[UvInfo] = None
 
     def run(self, args: t.Sequence[str], offline: bool = True, extra_env: t.Optional[t.Mapping[str, str]] = None) -> CommandResult:
@@ -429,6 +441,8 @@ class Uv:
         argv = [self.path, "--no-config"] + list(args)
         env = uv_environment(self.environ, self.cache_dir, offline)
         env.update(extra_env or {})
+        if self.run_as is not None:
+            return self.runner(argv, env, self.run_as)
         return self.runner(argv, env)
 
     def check(self, args: t.Sequence[str], what: str, offline: bool = True) -> CommandResult:
@@ -478,7 +492,11 @@ def uv_failure(what: str, res: CommandResult, hint: str = "") -> SyncError:
 
 
 class StateFile:
-    """Small JSON cache next to the releases directory; losing it only costs time."""
+    """Small JSON cache next to the releases directory; losing it only costs time.
+
+    Only the user running the module reads and writes it (mode 0600): a file another user
+    owns (handed to the owner by releases before 0.5) is not trusted, and replaced.
+    """
 
     def __init__(self, path: str, data: t.Optional[t.Dict[str, t.Any]] = None) -> None:
         self.path = path
@@ -488,13 +506,15 @@ class StateFile:
     @classmethod
     def load(cls, path: str) -> "StateFile":
         try:
-            with open(path, "r", encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict) and data.get("format") == STATE_FORMAT:
-                return cls(path, data)
+            if os.lstat(path).st_uid == os.geteuid():
+                data = json.loads(read_text(path, limit=64 << 20))
+                if isinstance(data, dict) and data.get("format") == STATE_FORMAT:
+                    return cls(path, data)
         except (OSError, ValueError):
             pass
-        return cls(path)
+        state = cls(path)
+        state.dirty = os.path.lexists(path)  # replace what was there, even when nothing else changes
+        return state
 
     def set(self, key: str, value: t.Any) -> None:
         if self.data.get(key) != value:
@@ -506,7 +526,9 @@ class StateFile:
             return
         tmp = "%s.tmp-%d" % (self.path, os.getpid())
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with open(fd, "w", encoding="utf-8") as f:
+                os.fchmod(fd, 0o600)
                 json.dump(self.data, f, sort_keys=True)
             os.replace(tmp, self.path)
             self.dirty = False
@@ -519,7 +541,11 @@ class StateFile:
 
 
 class FileLock:
-    """``fcntl.flock`` on a lock file, waiting up to ``timeout`` seconds."""
+    """``fcntl.flock`` on a lock file, waiting up to ``timeout`` seconds.
+
+    The file is the running user's, mode 0600: no other user can open it, so no other
+    user can hold the lock and stall a deployment (a shared lock needs only read access).
+    """
 
     def __init__(self, path: str, timeout: float, shared: bool = False, create: bool = True) -> None:
         self.path = path
@@ -529,9 +555,9 @@ class FileLock:
         self.fd: t.Optional[int] = None
 
     def __enter__(self) -> "FileLock":
-        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if self.create else 0)
+        flags = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | (os.O_CREAT if self.create else 0)
         try:
-            fd = os.open(self.path, flags, 0o644)
+            fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
             if exc.errno == errno.ENOENT and not self.create:
                 return self  # check mode: no lock file, nothing to wait for
@@ -544,6 +570,8 @@ class FileLock:
                     "Cannot create lock file %s: %s (running as %s); make its directory writable for "
                     "this user or run with become" % (self.path, exc2.strerror, whoami())
                 )
+        if self.create:
+            self._own(fd)
         op = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         deadline = time.monotonic() + self.timeout
         delay = 0.02
@@ -556,12 +584,11 @@ class FileLock:
                     os.close(fd)
                     raise SyncError("Cannot lock %s: %s" % (self.path, exc.strerror))
             if time.monotonic() >= deadline:
-                holder = _read_small(self.path).strip()
+                holders = lock_holders(fd) or ["pid %s" % _read_small(self.path).strip() or "an unknown process"]
                 os.close(fd)
                 raise SyncError(
-                    "Timed out after %ss waiting for the lock %s (another sync of this venv is running%s); "
-                    "wait for it to finish or raise lock_timeout"
-                    % (self.timeout, self.path, ", pid %s" % holder if holder.isdigit() else "")
+                    "Timed out after %ss waiting for the lock %s, held by %s (another run on this venv); "
+                    "wait for it to finish or raise lock_timeout" % (self.timeout, self.path, ", ".join(holders))
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
@@ -573,6 +600,18 @@ class FileLock:
             except OSError:
                 pass
         return self
+
+    @staticmethod
+    def _own(fd: int) -> None:
+        """Make the lock file the running user's, mode 0600 (older releases made it 0644 and handed it over)."""
+        st = os.fstat(fd)
+        try:
+            if st.st_uid != os.geteuid() and os.geteuid() == 0:
+                os.fchown(fd, 0, 0)
+            if stat.S_IMODE(st.st_mode) != 0o600:
+                os.fchmod(fd, 0o600)
+        except OSError:
+            pass
 
     def __exit__(self, *exc_info: t.Any) -> None:
         if self.fd is not None:
@@ -635,6 +674,22 @@ class ManifestVerifier:
             return os.path.normpath(os.path.join(os.path.dirname(self.manifest), filename))
         return os.path.join(self.wheelhouse, filename)
 
+    def matches(self, path: str) -> bool:
+        """Whether PATH is listed with the size and sha256 it has (False when unlisted or unreadable)."""
+        try:
+            entries = self._load()
+        except SyncError:
+            return False
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("filename") and self.resolve(str(entry["filename"])) == path:
+                try:
+                    if entry.get("size") is not None and os.stat(path).st_size != int(entry["size"]):
+                        return False
+                    return sha256_file(path) == str(entry.get("sha256", "")).lower().replace("sha256:", "")
+                except (OSError, ValueError):
+                    return False
+        return False
+
     def verify(self) -> None:
         entries = self._load()
         old_cache = self.state.data.get("sha256")
@@ -674,7 +729,9 @@ class ManifestVerifier:
         self.state.set("sha256", new_cache)
         if problems:
             raise SyncError(
-                "Wheelhouse does not match manifest %s:\n  %s\nCopy the bundle built on the controller to the host again."
+                "Files on this host do not match manifest %s:\n  %s\nNothing was run or changed; the release in "
+                "service is untouched. Run the deployment again: the push replaces these files with the "
+                "controller's copies, which it checks against the lock first."
                 % (self.manifest, "\n  ".join(problems)),
                 files=problems,
             )
@@ -706,8 +763,8 @@ class Release:
     def meta(self) -> t.Optional[t.Dict[str, t.Any]]:
         if self._meta is None:
             try:
-                with open(self.meta_path, "r", encoding="utf-8") as f:
-                    data = json.load(f)
+                # The release may belong to its owner: read no link it planted.
+                data = json.loads(read_text(self.meta_path))
                 self._meta = data if isinstance(data, dict) else None
             except (OSError, ValueError):
                 self._meta = None
@@ -731,12 +788,23 @@ class Release:
         self._meta = meta
 
 
-def release_runs(release: Release) -> bool:
-    """Whether RELEASE's interpreter starts (a release can be broken by hand, or half-removed)."""
+def release_runs(release: Release, run_as: t.Optional[RunAs] = None) -> bool:
+    """Whether RELEASE's interpreter starts (a release can be broken by hand, or half-removed).
+
+    Runs it as RUN_AS, the release's owner when root deploys for one.
+    """
     if not os.path.exists(release.python):
         return False
-    res = run_command([release.python, "-c", ""], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    res = run_command([release.python, "-c", ""], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, run_as)
     return res.rc == 0
+
+
+def _is_real_dir(path: str) -> bool:
+    """A directory, not a link to one (a release is never a link)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class VenvView(t.NamedTuple):
@@ -764,7 +832,7 @@ class ReleaseStore:
         if os.path.realpath(os.path.dirname(resolved)) != os.path.realpath(self.releases_dir):
             return VenvView("foreign", None, target)
         release = Release(os.path.join(self.releases_dir, os.path.basename(resolved)))
-        if not os.path.isdir(release.path):
+        if not _is_real_dir(release.path):
             return VenvView("dangling", None, target)
         return VenvView("release", release, target)
 
@@ -777,14 +845,14 @@ class ReleaseStore:
         return [
             Release(os.path.join(self.releases_dir, n))
             for n in sorted(names, reverse=True)
-            if not n.startswith(".") and os.path.isdir(os.path.join(self.releases_dir, n))
+            if not n.startswith(".") and _is_real_dir(os.path.join(self.releases_dir, n))
         ]
 
     def get(self, release_id: t.Optional[str]) -> t.Optional[Release]:
         if not release_id or "/" in release_id or release_id.startswith("."):
             return None
         rel = Release(os.path.join(self.releases_dir, release_id))
-        return rel if os.path.isdir(rel.path) and rel.complete else None
+        return rel if _is_real_dir(rel.path) and rel.complete else None
 
     def previous_of(self, current: Release) -> t.Optional[Release]:
         """The release that was in service before ``current`` (else the newest older one)."""
@@ -805,7 +873,27 @@ class ReleaseStore:
                     "Cannot create directory %s: %s (running as %s); fix the permissions of its parent, "
                     "run with become, or choose another venv/releases_dir" % (path, exc.strerror, whoami())
                 )
+        if os.geteuid() == 0:
+            self._take_back()
         self.require_writable(self.releases_dir)
+
+    def _take_back(self) -> None:
+        """Root keeps the releases directory (releases before 0.5 handed it to the owner).
+
+        Its parent is root's alone (checked before), so the entry cannot be swapped meanwhile;
+        links the owner may have planted in it are removed, never followed.
+        """
+        st = os.lstat(self.releases_dir)
+        if not stat.S_ISDIR(st.st_mode):
+            raise SyncError("%s is not a directory; remove it so that the releases can live there" % self.releases_dir)
+        if st.st_uid != 0:
+            os.chown(self.releases_dir, 0, 0, follow_symlinks=False)
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            os.chmod(self.releases_dir, stat.S_IMODE(st.st_mode) & ~0o022)
+        for name in os.listdir(self.releases_dir):
+            path = os.path.join(self.releases_dir, name)
+            if os.path.islink(path):
+                os.unlink(path)
 
     @staticmethod
     def require_writable(path: str) -> None:
@@ -1033,6 +1121,8 @@ class SyncRunner:
         reqs = read_requirements(t.cast(str, self.p.requirements))
         with self._lock():
             self.state = StateFile.load(self.store.state_path)
+            if not self.check_mode:
+                self.prepare_cache()
             try:
                 return self._present(reqs)
             finally:
@@ -1057,8 +1147,22 @@ class SyncRunner:
                 "drop refresh or use network=online/fallback"
             )
         p.mode = parse_mode(p.mode_input)
-        if p.state == "rollback":
-            return
+        if p.state == "present":
+            self._validate_inputs()
+        uid, gid = resolve_ids(p.owner, p.group)
+        if p.owner or p.group:
+            if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or (gid != -1 and gid not in os.getgroups() and gid != os.getegid())):
+                raise SyncError(
+                    "owner/group %s:%s can only be set when running as root (running as %s); use become"
+                    % (p.owner or "", p.group or "", whoami())
+                )
+        if os.geteuid() == 0:
+            self._require_root_only(uid)
+        self.uv.run_as = run_as_for(uid, gid)
+
+    def _validate_inputs(self) -> None:
+        """The shipped files state=present needs."""
+        p = self.p
         if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)):
             what = "does not exist" if not os.path.lexists(p.uv) else "is not an executable file"
             raise SyncError("uv binary %s %s; copy the bundle's bin/uv to the host and make it executable (mode 0755)" % (p.uv, what))
@@ -1076,13 +1180,82 @@ class SyncRunner:
                 "Python interpreter %s not found (or not executable) on this host; install it or set "
                 "'python' to an existing interpreter path or version" % p.python
             )
-        if p.owner or p.group:
-            uid, gid = resolve_ids(p.owner, p.group)
-            if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or (gid != -1 and gid not in os.getgroups() and gid != os.getegid())):
-                raise SyncError(
-                    "owner/group %s:%s can only be set when running as root (running as %s); use become"
-                    % (p.owner or "", p.group or "", whoami())
-                )
+
+    def _require_root_only(self, uid: int) -> None:
+        """As root: every path root writes in, or executes from, can be changed by root alone.
+
+        What the owner may change (its releases, its uv cache) root never runs: uv and the
+        interpreters run as the owner then (_host_safety).
+        """
+        p = self.p
+        if p.mode is not None and p.mode & 0o022 and uid in (-1, 0):
+            raise SyncError(
+                "mode %04o lets group or others write the environment's top directory, whose interpreter "
+                "root runs when no owner is set; drop the write bits or set owner (commands then run as that user)"
+                % p.mode)
+        paths = [(os.path.dirname(self.store.venv), "the directory holding venv"),
+                 (os.path.dirname(self.store.releases_dir), "the directory holding the releases"),
+                 (os.path.dirname(p.cache_dir), "the directory holding the uv cache")]
+        if p.state == "present":
+            paths += [(p.uv, "the uv binary"), (t.cast(str, p.wheelhouse), "the wheelhouse")]
+            if "/" in p.python and uid in (-1, 0):
+                paths.append((os.path.realpath(p.python), "the interpreter root runs"))
+        try:
+            for path, what in paths:
+                require_root_only(path, what)
+        except UnsafePath as exc:
+            raise SyncError(str(exc))
+
+    def cache_owner(self) -> int:
+        return self.uv.run_as.uid if self.uv.run_as is not None else os.geteuid()
+
+    def cache_ready(self) -> bool:
+        """Whether uv may use the cache as is: a directory of the user uv runs as (check mode's test)."""
+        try:
+            st = os.lstat(self.p.cache_dir)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and st.st_uid == self.cache_owner()
+
+    def prepare_cache(self) -> None:
+        """Give uv a cache of its own user before it runs.
+
+        A cache another user could write is never used by uv running as root or as someone
+        else (uv links cached files into environments): root empties it, or hands a cache of
+        its own to the owner uv runs as. The user running without root gets what is there.
+        """
+        cache, uid = self.p.cache_dir, self.cache_owner()
+        try:
+            st: t.Optional[os.stat_result] = os.lstat(cache)
+        except FileNotFoundError:
+            st = None
+        if st is not None and os.geteuid() == 0 and (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (uid, 0)):
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(cache)
+            else:
+                os.unlink(cache)
+            st = None
+        try:
+            if st is None:
+                os.makedirs(cache, 0o755, exist_ok=True)
+            if self.uv.run_as is not None:
+                chown_tree(cache, uid, self.uv.run_as.gid, only_differing=True)
+        except OSError as exc:
+            raise SyncError("Cannot prepare the uv cache %s: %s (running as %s); set cache_dir to a writable path"
+                            % (cache, exc.strerror, whoami()))
+
+    def scratch_dir(self, prefix: str, for_uv: bool = False) -> str:
+        """A temporary directory for check mode; FOR_UV: one uv (maybe the owner) can write in."""
+        run_as = self.uv.run_as
+        if run_as is None:
+            return tempfile.mkdtemp(prefix=prefix, dir=self.tmpdir() if self.tmpdir else None)
+        # Ansible's temporary directory is root's alone: the owner could not read from it.
+        path = tempfile.mkdtemp(prefix=prefix)
+        if for_uv:
+            os.chown(path, run_as.uid, run_as.gid)
+        else:
+            os.chmod(path, 0o755)  # root writes, the owner reads
+        return path
 
     def _lock(self) -> FileLock:
         if self.check_mode:
@@ -1115,8 +1288,8 @@ class SyncRunner:
             args += ["--build-constraint", t.cast(str, p.build_constraints), "--require-build-hashes"]
         else:
             args.append("--no-build")
-        if self.check_mode and not os.path.isdir(self.p.cache_dir):
-            args.append("--no-cache")  # check mode must not create the cache
+        if self.check_mode and not self.cache_ready():
+            args.append("--no-cache")  # check mode must not create (or fix) the cache
         if dry_run:
             args.append("--dry-run")
         elif p.compile_bytecode:

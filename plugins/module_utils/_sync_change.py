@@ -24,13 +24,14 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import time
 import typing as t
 
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import chmod_dir, chown_tree, write_file
 from ansible_collections.airgap.uv.plugins.module_utils._sync import (
     PackageDiff,
     Plan,
+    ManifestVerifier,
     Release,
     ReleaseStore,
     Requirement,
@@ -189,16 +190,16 @@ class ReleaseWriter:
 
     @staticmethod
     def write_meta(release: Release, meta: t.Dict[str, t.Any], uid: int = -1, gid: int = -1) -> None:
-        """Write RELEASE's metadata durably: the file, its owner, and its entry in the release directory."""
-        tmp = release.meta_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-            f.flush()
-            if (uid, gid) != (-1, -1):
-                os.fchown(f.fileno(), uid, gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, release.meta_path)
-        _fsync_dir(release.path, strict=True)
+        """Write RELEASE's metadata durably: the file, its owner, and its entry in the release directory.
+
+        The release may belong to its owner: nothing planted there is written through.
+        """
+        data = json.dumps(meta, indent=1, sort_keys=True).encode("utf-8")
+        try:
+            write_file(release.path, os.path.basename(release.meta_path), data, 0o644, uid, gid, durable=True)
+        except OSError as exc:
+            raise SyncError("Cannot flush %s to disk: %s; the release in service was left alone"
+                            % (release.meta_path, exc.strerror))
         release.remember_meta(meta)
 
     def _link_target(self, release: Release) -> str:
@@ -278,23 +279,6 @@ def extract_sdist(archive: str, destination: str) -> str:
     return os.path.join(destination, tops.pop())
 
 
-def chown_tree(path: str, uid: int, gid: int, only_differing: bool = False) -> None:
-    def one(p: str) -> None:
-        if only_differing:
-            st = os.lstat(p)
-            if (uid == -1 or st.st_uid == uid) and (gid == -1 or st.st_gid == gid):
-                return
-        os.chown(p, uid, gid, follow_symlinks=False)
-
-    if not os.path.lexists(path):
-        return
-    one(path)
-    if os.path.isdir(path) and not os.path.islink(path):
-        for root, dirs, files in os.walk(path):
-            for n in dirs + files:
-                one(os.path.join(root, n))
-
-
 def parse_pip_list(stdout: str) -> t.Dict[str, str]:
     try:
         doc = json.loads(stdout or "[]")
@@ -369,7 +353,6 @@ class ReleaseChanger:
         build_mode = "offline" if p.network == "fallback" and plan.network_used == "offline" else None
         release, network_used, installed = self.build(reqs, current, build_mode)
         removed_releases = self.store.cleanup(p.keep_releases, [release, current])
-        self.chown_shared()
         return runner.result(
             True, plan.before, installed, plan.reinstalled, release, current, network_used,
             "; ".join(reasons), pruned=removed_releases,
@@ -379,13 +362,8 @@ class ReleaseChanger:
               mode: t.Optional[str] = None) -> t.Tuple[Release, str, t.Dict[str, str]]:
         """Build, check and switch to a new release; on any failure remove it."""
         p = self.p
-        if not os.path.isdir(p.cache_dir):
-            try:
-                os.makedirs(p.cache_dir, 0o755, exist_ok=True)
-            except OSError as exc:
-                raise SyncError("Cannot create the uv cache %s: %s (running as %s); set cache_dir to a writable path"
-                                % (p.cache_dir, exc.strerror, whoami()))
-        if not os.access(p.cache_dir, os.W_OK | os.X_OK):
+        run_as = self.uv.run_as
+        if run_as is None and not os.access(p.cache_dir, os.W_OK | os.X_OK):
             raise SyncError("uv cache %s is not writable by %s; set cache_dir to a writable path or fix its ownership"
                             % (p.cache_dir, whoami()))
         self.store.require_writable(os.path.dirname(self.store.venv))
@@ -397,11 +375,15 @@ class ReleaseChanger:
                 releases_fd = os.open(self.store.releases_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
                 pass
-            self.create_venv(release.path)
+            # Root unpacks the editable sources while the release is still its own, then hands
+            # the release to the owner (if any) before uv, which runs as the owner, fills it.
             requirements = self._with_editables(release) if self.runner.editables else None
+            if run_as is not None:
+                chown_tree(release.path, run_as.uid, run_as.gid)
+            self.create_venv(release.path)
             _res, network_used = self.runner.pip_sync(release.python, dry_run=False, what="uv pip sync", mode=mode,
                                                       requirements=requirements)
-            smoke = run_command([release.python, "-c", ""], uv_environment(self.uv.environ, p.cache_dir, True))
+            smoke = run_command([release.python, "-c", ""], uv_environment(self.uv.environ, p.cache_dir, True), run_as)
             if smoke.rc != 0:
                 raise SyncError("Smoke check of the new release failed (%s -c '' exited %d): %s"
                                 % (release.python, smoke.rc, stderr_tail(smoke.stderr, 5)))
@@ -414,10 +396,9 @@ class ReleaseChanger:
                 diff = PackageDiff(expected, installed)
                 raise SyncError("The new release does not match the requirements after uv pip sync: %s" % diff.as_dict())
             uid, gid = resolve_ids(p.owner, p.group)
-            if (uid, gid) != (-1, -1):
-                chown_tree(release.path, uid, gid)
+            chown_tree(release.path, uid, gid, only_differing=run_as is not None)
             if p.mode is not None:
-                os.chmod(release.path, p.mode)
+                chmod_dir(release.path, p.mode)
             # Durable before it is marked complete and switched to: the files uv wrote, then the
             # metadata (the completion mark) with its entry, then the release's entry in the
             # releases directory. Only a change pays for this; a no-op run flushes nothing.
@@ -446,7 +427,7 @@ class ReleaseChanger:
     def create_venv(self, path: str) -> None:
         args = ["venv", "--python", self.p.python, "--no-python-downloads", "--allow-existing",
                 "--prompt", os.path.basename(self.p.venv)]
-        if self.check_mode and not os.path.isdir(self.p.cache_dir):
+        if self.check_mode and not self.runner.cache_ready():
             args.append("--no-cache")
         res = self.uv.run(args + [path], offline=True)
         if res.rc != 0:
@@ -472,8 +453,7 @@ class ReleaseChanger:
 
     def plan_from_scratch(self, after: t.Mapping[str, str]) -> Plan:
         """Check mode without a venv: dry-run against an empty throw-away venv."""
-        tmpdir = self.runner.tmpdir
-        tmp = tempfile.mkdtemp(prefix="airgap-uv-check-", dir=tmpdir() if tmpdir else None)
+        tmp = self.runner.scratch_dir("airgap-uv-check-", for_uv=True)
         try:
             path = os.path.join(tmp, "venv")
             self.create_venv(path)
@@ -493,7 +473,8 @@ class ReleaseChanger:
         for release in self.store.releases():
             if current is not None and release.id == current.id:
                 continue
-            if self.recorded_match(release.meta, reqs) and release_runs(release) and self.installed_match(release, reqs):
+            if self.recorded_match(release.meta, reqs) and release_runs(release, self.uv.run_as) \
+                    and self.installed_match(release, reqs):
                 return release
         return None
 
@@ -514,7 +495,7 @@ class ReleaseChanger:
 
     def installed_match(self, release: Release, reqs: t.Mapping[str, Requirement]) -> bool:
         args = ["pip", "list", "--format", "json", "--python", release.python]
-        if self.check_mode and not os.path.isdir(self.p.cache_dir):
+        if self.check_mode and not self.runner.cache_ready():
             args.append("--no-cache")  # check mode must not create the cache
         res = self.uv.run(args, offline=True)
         if res.rc != 0:
@@ -543,7 +524,6 @@ class ReleaseChanger:
             self.writer.write_meta(release, dict(release.meta or {}, previous=current.id), uid, gid)
         self.writer.activate(release)
         removed_releases = self.store.cleanup(self.p.keep_releases, [release, current])
-        self.chown_shared()
         return runner.result(True, plan.before, after, plan.reinstalled, release, current, plan.network_used,
                              "; ".join(reasons), pruned=removed_releases)
 
@@ -553,21 +533,9 @@ class ReleaseChanger:
         """Give RELEASE (recursively) and the shared paths to IDS (uid, gid), and MODE to its top directory."""
         if ids is not None:
             chown_tree(release.path, *ids)
-            self.chown_shared()
         if mode is not None:
-            os.chmod(release.path, mode)
+            chmod_dir(release.path, mode)
         _fsync_dir(release.path)
-
-    def chown_shared(self) -> None:
-        """Let ``owner`` run later syncs itself: lock, state, releases dir, symlink, cache."""
-        uid, gid = resolve_ids(self.p.owner, self.p.group)
-        if (uid, gid) == (-1, -1) or os.geteuid() != 0:
-            return
-        self.runner.state.save()
-        for path in (self.store.releases_dir, self.store.lock_path, self.store.state_path, self.p.venv):
-            if os.path.lexists(path):
-                os.chown(path, uid, gid, follow_symlinks=False)
-        chown_tree(self.p.cache_dir, uid, gid, only_differing=True)
 
     # -- state=rollback ---------------------------------------------------
 
@@ -592,6 +560,20 @@ class ReleaseChanger:
 
     # -- check mode before the copy ----------------------------------------
 
+    def _uv_verified(self) -> bool:
+        """Whether the host's uv matches the manifest beside it (the copy has not replaced it yet).
+
+        A uv that does not is never run; the prediction then works without it.
+        """
+        if not self.p.manifest or not os.path.isfile(self.p.manifest):
+            return True  # used without a bundle manifest: the caller vouches for uv
+        verifier = ManifestVerifier(self.p.manifest, t.cast(str, self.p.wheelhouse), self.runner.state)
+        if verifier.matches(self.p.uv):
+            return True
+        self.runner.warn("%s does not match manifest %s, so check mode did not run it; the copy replaces it"
+                         % (self.p.uv, self.p.manifest))
+        return False
+
     def predict_pending(self, run: t.Callable[[], t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
         """Check mode before the copy: predict from what the copy would put in place.
 
@@ -607,7 +589,7 @@ class ReleaseChanger:
         if not isinstance(text, str) or not isinstance(wheels, list):
             raise SyncError("pending needs 'requirements' (the install file's text) and 'wheels' (a list of file names)")
         runner.set_editables(pending.get("editable") or [], "pending editable")
-        if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)):
+        if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)) or not self._uv_verified():
             # No uv on the host yet, so nothing it could have installed either: the
             # environment in service (if any) is compared with the pending set directly.
             reqs = {**parse_requirements(text, "pending requirements"), **runner.editables}
@@ -617,7 +599,7 @@ class ReleaseChanger:
             changed = before != after
             return runner.result(changed, before, after, set(), view.current, None, "offline",
                                  "packages changed" if changed else None)
-        tmp = tempfile.mkdtemp(prefix="airgap-uv-pending-", dir=runner.tmpdir() if runner.tmpdir else None)
+        tmp = runner.scratch_dir("airgap-uv-pending-")
         try:
             wheelhouse = os.path.join(tmp, "wheelhouse")
             os.mkdir(wheelhouse)

@@ -759,8 +759,9 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
     # the files uv wrote, then the metadata (the completion mark) and its entry, then the
     # release's entry in the releases directory, then the switch and the symlink's directory
-    assert at("syncfs", store.releases_dir) < at("fsync", os.path.join(release, S.RELEASE_META + ".tmp"))
-    assert at("fsync", os.path.join(release, S.RELEASE_META + ".tmp")) < at("fsync", release)
+    meta_tmp = os.path.join(release, ".%s.tmp-%d" % (S.RELEASE_META, os.getpid()))
+    assert at("syncfs", store.releases_dir) < at("fsync", meta_tmp)
+    assert at("fsync", meta_tmp) < at("fsync", release)
     assert at("fsync", release) < at("fsync", store.releases_dir) < at("activate", release)
     assert at("activate", release) < at("fsync", str(tmp_path / "app"))
 

@@ -23,6 +23,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import signal
 import subprocess
 import sys
@@ -735,7 +736,14 @@ def test_fallback_and_online_without_network(bundle):
 
 
 @pytest.mark.skipif(not IS_ROOT or not shutil.which("useradd"), reason="needs root and useradd")
-def test_unprivileged_owner(bundle):
+def test_owner_never_gets_code_run_as_root(bundle):
+    """Root deploys for an owner: the owner's environment is never executed as root.
+
+    The owner plants a marker-writing .pth file in its release, which runs whenever its
+    interpreter starts; the next root runs (a no-op, check mode and a change) start it only as
+    the owner. Root keeps the releases
+    directory, lock and state (0600); the owner gets its releases and its uv cache.
+    """
     user = "airgapuvtest"
     if subprocess.run(["id", user], capture_output=True, check=False).returncode != 0:
         subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", user], check=True)
@@ -748,20 +756,70 @@ def test_unprivileged_owner(bundle):
     if vinfo != "%d.%d" % sys.version_info[:2]:
         pytest.skip("the compiled test wheels are for another Python")
     cache = bundle.root / "cache"
+    first = ok(bundle.run(owner=user, python=python, cache_dir=str(cache)))
+    release = first["release"]
+    st = os.stat(release)
+    assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid)
+    assert all(os.lstat(os.path.join(r, n)).st_uid == pw.pw_uid for r, ds, fs in os.walk(release) for n in ds + fs)
+    assert all(os.lstat(os.path.join(r, n)).st_uid == pw.pw_uid for r, ds, fs in os.walk(cache) for n in ds + fs)
+    releases = bundle.venv.parent / ".venv.releases"
+    for path, mode in ((releases, 0o755), (Path(str(releases) + ".lock"), 0o600), (Path(str(releases) + ".state.json"), 0o600)):
+        st = os.lstat(path)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
+    # The owner can write into its environment ...
+    assert subprocess.run(["runuser", "-u", user, "--", str(bundle.venv / "bin" / "python"), "-c",
+                           "import sys; open(sys.prefix + '/owner-probe', 'w')"], check=False).returncode == 0
+
+    # ... so it plants code that would run as whoever starts the interpreter.
+    markers = bundle.root / "markers"
+    markers.mkdir(mode=0o1777)
+    markers.chmod(0o1777)
+    record = "import os; open('%s/uid-%%d' %% os.getuid(), 'w').close()" % markers
+    site = next(Path(release, "lib").glob("python*/site-packages"))
+    # site runs the .pth lines that start with "import" whenever the interpreter starts
+    (site / "zz_marker.pth").write_text(record + "\n")
+    # and replaces the interpreter link by a binary of its own, which uv then asks about anew
+    interpreter = Path(release, "bin", "python")
+    interpreter.unlink()
+    shutil.copyfile(os.path.realpath(python), interpreter)
+    interpreter.chmod(0o755)
+    for path in (site / "zz_marker.pth", interpreter):  # as if the owner had written them
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    assert subprocess.run(["runuser", "-u", user, "--", str(bundle.venv / "bin" / "python"), "-c", ""],
+                          check=False).returncode == 0
+    assert sorted(os.listdir(markers)) == ["uid-%d" % pw.pw_uid]  # the plant works, as the owner
+    os.unlink(markers / ("uid-%d" % pw.pw_uid))
+
+    ok(bundle.run(owner=user, python=python, cache_dir=str(cache)))  # uv's dry run runs the interpreter
+    ok(bundle.run(owner=user, python=python, cache_dir=str(cache), check=True))
+    bundle.write(REQ_B)
+    second = ok(bundle.run(owner=user, python=python, cache_dir=str(cache)))
+    assert second["changed"] and os.stat(second["release"]).st_uid == pw.pw_uid
+    assert "uid-0" not in os.listdir(markers), "root ran code the owner planted"
+    assert "uid-%d" % pw.pw_uid in os.listdir(markers)  # it did run, as the owner
+
+
+@pytest.mark.skipif(not IS_ROOT or not shutil.which("useradd"), reason="needs root and useradd")
+def test_root_refuses_a_tree_another_user_controls_and_the_user_deploys_it_itself(bundle):
+    user = "airgapuvtest"
+    if subprocess.run(["id", user], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh", user], check=True)
+    pw = pwd.getpwnam(user)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
+    vinfo = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=False).stdout.strip()
+    if vinfo != "%d.%d" % sys.version_info[:2]:
+        pytest.skip("the compiled test wheels are for another Python")
     (bundle.root / "app").mkdir()
     os.chown(bundle.root / "app", pw.pw_uid, pw.pw_gid)  # the admin gives the app user its directory
+    cache = bundle.root / "app" / "cache"
+    refused = bundle.run(owner=user, python=python, cache_dir=str(cache))
+    assert refused["failed"] and "%s/app" % bundle.root in refused["msg"] and "owned by %s" % user in refused["msg"]
+    assert "become_user" in refused["msg"] and not os.path.lexists(bundle.venv)
 
-    first = ok(bundle.run(owner=user, group=str(pw.pw_gid), python=python, cache_dir=str(cache)))
-    st = os.stat(first["release"])
-    assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid)
-    assert os.lstat(bundle.venv).st_uid == pw.pw_uid
-    assert all(os.lstat(os.path.join(r, n)).st_uid == pw.pw_uid for r, ds, fs in os.walk(first["release"]) for n in ds + fs)
-
-    # later runs as the app user itself (become_user), with HOME of that user
+    # The user deploys into its own directory itself.
     env = dict(os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
-    bundle.write(REQ_B)
-    second = ok(bundle.run(user=user, interpreter=python, python=python, cache_dir=str(cache), env=env))
-    assert second["changed"] and os.stat(second["release"]).st_uid == pw.pw_uid
+    first = ok(bundle.run(user=user, interpreter=python, python=python, cache_dir=str(cache), env=env))
+    assert first["changed"] and os.stat(first["release"]).st_uid == pw.pw_uid
     assert ok(bundle.run(user=user, interpreter=python, python=python, cache_dir=str(cache), env=env))["changed"] is False
     denied = bundle.run(user=user, interpreter=python, python=python, cache_dir=str(cache), env=env, owner="root")
     assert denied["failed"] and "root" in denied["msg"]
