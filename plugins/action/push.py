@@ -15,6 +15,8 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.airgap.uv.plugins.module_utils._verify import manifest_mismatches
+
 ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),
     dest=dict(type="path", required=True),
@@ -50,6 +52,16 @@ class ActionModule(ActionBase):
         if not os.path.isdir(src):
             raise AnsibleActionFail("src %s is not a directory on the controller." % src)
         files = describe_tree(src)
+        refused = manifest_mismatches(src, files)
+        if refused:
+            # Checked before the host is asked anything: a bad controller file never replaces a good
+            # copy on the host, and nothing else is sent alongside it either.
+            raise AnsibleActionFail(
+                "airgap.uv.push sent nothing: the controller's wheelhouse directory %s does not match its "
+                "manifest.json, so it is corrupt or was changed after it was built: %s. The host's files were not "
+                "touched. Fix: run the wheelhouse step again (airgap.uv.wheelhouse, or the airgap.uv.uv_deploy role): "
+                "it checks every controller file against uv.lock and fetches or rebuilds the bad ones."
+                % (src, "; ".join(refused)))
         answer = self._execute_module(module_name="airgap.uv.push",
                                       module_args=dict(src=src, dest=args["dest"], files=files), task_vars=task_vars)
         if answer.get("failed"):

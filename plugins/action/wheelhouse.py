@@ -85,7 +85,10 @@ class ActionModule(ActionBase):
         result.update(changed=outcome.changed, dest=outcome.dest, hosts=outcome.hosts, targets=outcome.targets,
                       files=outcome.files, bytes=outcome.bytes, downloaded=outcome.downloaded, reused=outcome.reused,
                       built=outcome.built, requests=outcome.requests, uv_version=outcome.uv_version,
-                      lock_sha256=outcome.lock_sha256)
+                      lock_sha256=outcome.lock_sha256, repaired=outcome.repaired)
+        if outcome.repaired:
+            # Repaired already, but someone or something changes files in the controller's cache.
+            result["warnings"] = ["airgap.uv.wheelhouse: %s." % message for message in outcome.repaired]
         return result
 
     def _progress(self, message):

@@ -179,10 +179,12 @@ def _redact_args(args: Iterable[str]) -> list[str]:
 class GitFetcher:
     """Fetches locked commits into bare repositories under ``root`` (one per repository URL)."""
 
-    def __init__(self, root: str, progress: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, root: str, progress: Optional[Callable[[str], None]] = None, offline: bool = False) -> None:
         self.root = root
         self._say = progress or (lambda message: None)
         self.fetches = 0
+        # UV_OFFLINE: only commits already in the cache are used, as uv does with its git cache.
+        self.offline = offline
 
     def database(self, url: str) -> str:
         return os.path.join(self.root, "db", hashlib.sha256(url.encode()).hexdigest()[:32])
@@ -208,6 +210,10 @@ class GitFetcher:
                 shutil.rmtree(staging, ignore_errors=True)  # another run made it first
         if self._has_commit(database, source.commit):
             return database
+        if self.offline:
+            raise BuildError("%s: UV_OFFLINE is set, so git may not fetch, and the controller's git cache %s lacks "
+                             "commit %s of %s; run once with network access (unset UV_OFFLINE or set it to 0)."
+                             % (label, database, source.commit, source.display_url))
         self._say("fetching %s from %s" % (label, source.display_url))
         self.fetches += 1
         what = "%s: fetching commit %s from %s" % (label, source.commit, source.display_url)
@@ -244,6 +250,10 @@ class GitFetcher:
                              % (label, source.display_url, head, source.commit))
         # Relative submodule URLs and LFS objects are found from the real repository.
         _git(["remote", "set-url", "origin", source.url], cwd=directory, what="%s: git remote" % label)
+        if self.offline and (source.lfs or os.path.isfile(os.path.join(directory, ".gitmodules"))):
+            raise BuildError("%s: UV_OFFLINE is set, but building it needs its git %s fetched from the network; "
+                             "run once with network access (unset UV_OFFLINE or set it to 0)."
+                             % (label, "LFS objects" if source.lfs else "submodules"))
         if os.path.isfile(os.path.join(directory, ".gitmodules")):
             self._say("fetching submodules of %s" % label)
             _git(["-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive", "--quiet"],

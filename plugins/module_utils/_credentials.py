@@ -43,6 +43,7 @@ from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ansible_collections.airgap.uv.plugins.module_utils._lock import LockError, read_toml
+from ansible_collections.airgap.uv.plugins.module_utils._uv_env import env_flag
 
 _ENV_INDEX_VARS = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -162,7 +163,7 @@ class CredentialProvider:
         """(path, is a pyproject.toml) of each uv config file uv would read, by precedence."""
         if self._env.get("UV_CONFIG_FILE"):
             return [(self._env["UV_CONFIG_FILE"], False)]
-        if _truthy(self._env.get("UV_NO_CONFIG")):
+        if env_flag("UV_NO_CONFIG", self._env):
             return []
         files: list[tuple[str, bool]] = []
         if self.project_dir:
@@ -301,7 +302,3 @@ def _read_toml(path: str) -> dict:
     except LockError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _truthy(value: Optional[str]) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")

@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider, strip_userinfo
+from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier
 
 _CHUNK = 1024 * 1024
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -130,8 +131,15 @@ class ArtifactStore:
 
     def __init__(self, root: str, workers: int = 8, retries: int = 3, timeout: float = 60.0,
                  backoff: float = 0.5, progress: Optional[Callable[[str], None]] = None,
-                 credentials: Optional[CredentialProvider] = None) -> None:
+                 credentials: Optional[CredentialProvider] = None, verifier: Optional[FileVerifier] = None,
+                 offline: bool = False) -> None:
         self.root = root
+        # A stored file counts as present only once its content matched its name (_verify).
+        self.verifier = verifier if verifier is not None else FileVerifier(None)
+        # UV_OFFLINE: what the store lacks is reported, never fetched.
+        self.offline = offline
+        # Store files found corrupt, removed and fetched again: one message each.
+        self.repaired: list[str] = []
         # Without a provider: the environment, the user's uv.toml and netrc (no project indexes).
         self.credentials = credentials if credentials is not None else CredentialProvider()
         self.workers = max(1, workers)
@@ -150,6 +158,23 @@ class ArtifactStore:
     def has(self, sha256: str) -> bool:
         return os.path.isfile(self.path_for(sha256))
 
+    def has_verified(self, sha256: str, label: str = "") -> bool:
+        """Whether the store holds SHA256's file with that content; a file that does not match is
+        removed (and noted in ``repaired``), so the caller fetches it again."""
+        path = self.path_for(sha256)
+        if not os.path.isfile(path):
+            return False
+        if self.verifier.matches(path, sha256):
+            return True
+        self.verifier.forget(path)
+        _unlink(path)
+        message = ("controller store file %s%s did not match its sha256 (the name it is stored under, from "
+                   "uv.lock); it was removed and is fetched again" % (path, " (%s)" % label if label else ""))
+        with self._lock:
+            self.repaired.append(message)
+        self._say(message)
+        return False
+
     def add_file(self, source: str, sha256: Optional[str] = None) -> str:
         """Put a local file into the store (verifying it when a hash is expected); return its hash."""
         actual = file_sha256(source)
@@ -157,7 +182,7 @@ class ArtifactStore:
             raise DownloadError("%s has sha256 %s but %s was expected; the file changed after locking, "
                                 "re-run 'uv lock' or restore the file." % (source, actual, sha256))
         final = self.path_for(actual)
-        if not os.path.isfile(final):
+        if not self.has_verified(actual, os.path.basename(source)):
             os.makedirs(os.path.dirname(final), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".incoming-")
             os.close(fd)
@@ -189,12 +214,14 @@ class ArtifactStore:
         for request in requests:
             if request.sha256 in outcome or request.sha256 in pending:
                 continue
-            if self.has(request.sha256):
+            if self.has_verified(request.sha256, request.label or request.filename):
                 outcome[request.sha256] = "reused"
             else:
                 pending[request.sha256] = request
         if not pending:
             return outcome
+        if self.offline:
+            self._refuse_offline([r for r in pending.values() if not r.path])
         errors: list[str] = []
         with ThreadPoolExecutor(max_workers=min(self.workers, len(pending))) as pool:
             futures = {pool.submit(self._fetch, request): request for request in pending.values()}
@@ -210,6 +237,17 @@ class ArtifactStore:
         if errors:
             raise DownloadError("; ".join(sorted(errors)), errors=sorted(errors))
         return outcome
+
+    def _refuse_offline(self, missing: list) -> None:
+        """UV_OFFLINE: fail naming every file the store lacks (local paths are still copied)."""
+        if not missing:
+            return
+        # One remedy for all (the callers join and de-duplicate the errors of several batches).
+        errors = ["UV_OFFLINE is set, so the controller downloads nothing, and its store %s lacks what follows; "
+                  "run once with network access (unset UV_OFFLINE or set it to 0) to fill the store" % self.root]
+        errors += sorted("%s: %s is not in the store (uv.lock: %s)"
+                         % (r.label or r.filename, r.filename, redact_url(r.url or "no URL")) for r in missing)
+        raise DownloadError("; ".join(errors), errors=errors)
 
     def _say(self, message: str) -> None:
         if self._progress:

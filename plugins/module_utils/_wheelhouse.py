@@ -84,6 +84,11 @@ from ansible_collections.airgap.uv.plugins.module_utils._tags import (
     target_tags,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
+from ansible_collections.airgap.uv.plugins.module_utils._uv_env import (
+    UvEnvironmentError,
+    check_uv_environment,
+    uv_offline,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     UvBinaryStream,
     UvError,
@@ -93,6 +98,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     run_uv,
     uv_version,
 )
+from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, holds
 
 COLLECTION_VERSION = "0.1.0"
 MANIFEST_FORMAT = 1
@@ -141,6 +147,8 @@ class WheelhouseResult:
     requests: int
     uv_version: str
     lock_sha256: str
+    # Controller files found corrupt this run, removed and fetched or built again.
+    repaired: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,9 +180,18 @@ class WheelhouseBuilder:
         self.uv = uv
         self.check_mode = check_mode
         self._say = progress or (lambda message: None)
+        # uv's boolean variables are checked before anything runs uv (as uv itself would refuse them).
+        try:
+            check_uv_environment()
+            self.offline = uv_offline()
+        except UvEnvironmentError as exc:
+            raise WheelhouseError(str(exc)) from None
+        # Store, wheelhouse and uv binaries count only once their content matched (see _verify).
+        self.verifier = FileVerifier(os.path.join(options.cache_dir, "verified.json"))
         self.store = ArtifactStore(os.path.join(options.cache_dir, "store"), workers=options.workers,
                                    retries=options.retries, timeout=options.timeout, progress=self._say,
-                                   credentials=CredentialProvider(project_dir=os.path.abspath(options.project)))
+                                   credentials=CredentialProvider(project_dir=os.path.abspath(options.project)),
+                                   verifier=self.verifier, offline=self.offline)
         self.project_dir = os.path.abspath(options.project)
         self.dest = os.path.abspath(options.dest)
         # (name, version, filename) -> the lock's artifact, for the download request
@@ -182,7 +199,7 @@ class WheelhouseBuilder:
         self._uv_lock: Optional[Lock] = None
         # Building non-wheels: git commits fetched into the cache, controller Pythons found once,
         # tree digests computed once per run, and how many builds really ran (0 on a warm run).
-        self.git = GitFetcher(os.path.join(options.cache_dir, "git"), progress=self._say)
+        self.git = GitFetcher(os.path.join(options.cache_dir, "git"), progress=self._say, offline=self.offline)
         self.interpreters = InterpreterFinder(uv)
         self._tree_keys: dict[str, str] = {}
         self.builds_run = 0
@@ -226,6 +243,10 @@ class WheelhouseBuilder:
             if "needs to be updated" in str(exc):
                 raise WheelhouseError("uv.lock in %s does not match pyproject.toml (uv lock --check); run 'uv lock' "
                                       "there and commit the result." % self.project_dir) from None
+            if self.offline:
+                raise WheelhouseError("Could not check that uv.lock in %s is current with UV_OFFLINE set (uv had "
+                                      "only its cache): %s\nRun once with network access (unset UV_OFFLINE) or set "
+                                      "check_lock: false." % (self.project_dir, exc)) from None
             # uv needs an interpreter inside requires-python even to check a lock.
             raise WheelhouseError("Could not check that uv.lock in %s is current: %s\nMake a Python that satisfies "
                                   "the project's requires-python findable by uv on the controller (for example "
@@ -477,6 +498,8 @@ class WheelhouseBuilder:
             raise
         finally:
             background.close()
+            if not self.check_mode:
+                self.verifier.save()
 
     def _run_full(self, background: "_Background") -> WheelhouseResult:
         """run() without the short cut: read the lock, select, then plan, fetch and publish."""
@@ -572,7 +595,9 @@ class WheelhouseBuilder:
                 path=plan.uv_wheel.path, label="uv %s" % version))
 
         if self.check_mode:
-            missing = [r for r in requests.values() if not self.store.has(r.sha256)]
+            # A store file that no longer matches counts as missing: the real run fetches it again.
+            missing = [r for r in requests.values() if not self.verifier.matches(self.store.path_for(r.sha256),
+                                                                                  r.sha256)]
             changed = bool(missing or would_build) or self._differs_from_published(plans, lock_sha256, version)
             return self._result(plans, changed, lock_sha256, version,
                                 downloaded=len(missing), reused=len(requests) - len(missing), built=built_count)
@@ -738,7 +763,11 @@ class WheelhouseBuilder:
             try:
                 self._uv_lock = load_lock(lock_uv_release(self.uv, version, self.options.cache_dir))
             except (UvError, LockError) as exc:
-                raise WheelhouseError("Cannot learn the uv %s wheels from the index: %s" % (version, exc)) from None
+                hint = (" UV_OFFLINE is set and the controller has not locked uv %s before (%s); run once with "
+                        "network access." % (version, os.path.join(self.options.cache_dir, "uv-releases", version))
+                        if self.offline else "")
+                raise WheelhouseError("Cannot learn the uv %s wheels from the index: %s%s"
+                                      % (version, exc, hint)) from None
         package = next((p for p in self._uv_lock.packages if p.name == "uv"), None)
         platforms = target_platforms(target.os, target.arch, target.libc_family, target.libc_version,
                                      target.macos_version)
@@ -863,14 +892,13 @@ class WheelhouseBuilder:
         return sorted(requests.values(), key=estimate, reverse=True)
 
     def _uv_in_dest(self, version: str, wheel: Artifact) -> bool:
-        directory = os.path.join(self.dest, "uv", version, wheel.filename[:-4])
-        return os.path.isfile(os.path.join(directory, "uv")) or os.path.isfile(os.path.join(directory, "uv.exe"))
+        return _binaries_intact(os.path.join(self.dest, "uv", version, wheel.filename[:-4]), self.verifier)
 
     def _uv_binaries_dir(self, wheel: Artifact) -> str:
         return os.path.join(self.options.cache_dir, "uv-binaries", wheel.sha256)
 
     def _uv_binaries_ready(self, wheel: Artifact) -> bool:
-        return os.path.isfile(os.path.join(self._uv_binaries_dir(wheel), _SUMS))
+        return _binaries_intact(self._uv_binaries_dir(wheel), self.verifier)
 
     def _uv_binaries(self, wheel: Artifact, streamed: Optional[UvBinaryStream] = None) -> str:
         """``cache_dir/uv-binaries/<wheel sha256>``: uv and uvx of WHEEL and their SHA256SUMS, unpacked once.
@@ -976,12 +1004,15 @@ class WheelhouseBuilder:
                 present = {name for name in os.listdir(os.path.join(self.dest, "files")) if not name.startswith(".")}
                 if present != {name[6:] for name in published if name.startswith("files/")}:
                     return None
+            # Every file by content: the verifier hashes only what changed since it last looked, and
+            # a store file's hard links share its answer. A mismatch leaves the repair to the full run.
+            for sha256, size in record["store"].items():
+                path = self.store.path_for(sha256)
+                if os.path.getsize(path) != size or not self.verifier.matches(path, sha256):
+                    return None
             for relative, (size, sha256) in published.items():
                 path = os.path.join(self.dest, relative)
-                if os.path.getsize(path) != size or (sha256 and file_sha256(path) != sha256):
-                    return None
-            for sha256, size in record["store"].items():
-                if os.path.getsize(self.store.path_for(sha256)) != size:
+                if os.path.getsize(path) != size or not sha256 or not self.verifier.matches(path, sha256):
                     return None
             for path, size in record["built_files"].items():
                 if os.path.getsize(path) != size:
@@ -998,24 +1029,29 @@ class WheelhouseBuilder:
         result, requested, local_files = self._recorded
         published: dict = {}
 
-        def note(relative: str, by_content: bool) -> None:
+        def note(relative: str, sha256: Optional[str]) -> None:
+            # The sha256 each file must have: what the lock (or the uv wheel's sums) says for the
+            # links into files/ and uv/, the content just written for install files and manifests.
             path = os.path.join(self.dest, relative)
-            published[relative] = [os.path.getsize(path), file_sha256(path) if by_content else None]
+            published[relative] = [os.path.getsize(path), sha256 or file_sha256(path)]
 
-        for filename in needed:
-            note("files/" + filename, False)
+        for filename, sha256 in needed.items():
+            note("files/" + filename, sha256)
         for plan in plans.values():
             uv_dir = os.path.relpath(self._uv_dir(version, plan), self.dest).replace(os.sep, "/")
+            sums = _read_sums(os.path.join(self.dest, uv_dir))
             for name in os.listdir(os.path.join(self.dest, uv_dir)):
-                note(uv_dir + "/" + name, name == _SUMS)
+                note(uv_dir + "/" + name, sums.get(name))
             top = os.path.join(self.dest, "targets", plan.target.id)
+            wheels = {entry[2]: entry[3] for entry in plan.files}
             for root, dummy, files in os.walk(top):
+                kind = os.path.basename(root) if root != top else None
                 for name in files:
-                    # Install files and the manifest by content; the links into files/ and uv/ by size.
-                    note(os.path.relpath(os.path.join(root, name), self.dest).replace(os.sep, "/"), root == top)
+                    expected = wheels.get(name) if kind == "wheelhouse" else sums.get(name) if kind == "bin" else None
+                    note(os.path.relpath(os.path.join(root, name), self.dest).replace(os.sep, "/"), expected)
         store = {sha256: os.path.getsize(self.store.path_for(sha256)) for sha256 in set(requested) | set(needed.values())}
         recorded = dataclasses.asdict(result)
-        for key in ("changed", "downloaded", "requests"):
+        for key in ("changed", "downloaded", "requests", "repaired"):
             recorded.pop(key)
         return {"digest": self._inputs, "trees": dict(sorted(self._tree_keys.items())), "published": published,
                 "store": dict(sorted(store.items())),
@@ -1075,11 +1111,15 @@ class WheelhouseBuilder:
                     manifest = json.load(handle)
                 if manifest != self._target_manifest(plan, lock_sha256, version, uv_dir):
                     return True
-                # Each file the manifest lists is still there, with its size (a removed link too).
+                # Each file the manifest lists is still there with its content: a link of the verified
+                # store file (or uv binary), or a copy that hashes right (a removed link counts too).
                 for entry in manifest["files"]:
                     name = entry["filename"]
-                    if os.path.getsize(os.path.join(directory, name if "/" in name else "wheelhouse/" + name)) \
-                            != entry["size"]:
+                    path = os.path.join(directory, name if "/" in name else "wheelhouse/" + name)
+                    origin = (os.path.join(uv_dir, os.path.basename(name)) if "/" in name
+                              else self.store.path_for(entry["sha256"]))
+                    if os.path.getsize(path) != entry["size"] or not holds(path, entry["sha256"], self.verifier,
+                                                                           origin):
                         return True
             except (OSError, ValueError, KeyError, TypeError):
                 # Also a wheel not in the store yet (check mode) or uv not unpacked yet.
@@ -1102,7 +1142,7 @@ class WheelhouseBuilder:
             for dummy, dummy2, filename, sha256 in plan.files:
                 needed[filename] = sha256
         for filename, sha256 in sorted(needed.items()):
-            changed |= _place(self.store.path_for(sha256), os.path.join(files_dir, filename), sha256)
+            changed |= _place(self.store.path_for(sha256), os.path.join(files_dir, filename), sha256, self.verifier)
 
         uv_dirs = {}
         for plan in plans.values():
@@ -1117,15 +1157,10 @@ class WheelhouseBuilder:
                     for name in sorted(os.listdir(unpacked)):
                         _link_or_copy(os.path.join(unpacked, name), os.path.join(staging, name))
                     os.makedirs(os.path.dirname(directory), exist_ok=True)
-                    os.replace(staging, directory)
+                    _replace_directory(staging, directory)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
                 changed = True
-            elif not os.path.isfile(os.path.join(directory, _SUMS)):
-                # Unpacked by an older run: note the sums once (nothing a host gets changes).
-                _write_text(os.path.join(directory, _SUMS), _format_sums(
-                    {name: file_sha256(os.path.join(directory, name)) for name in os.listdir(directory)
-                     if not name.startswith(".")}))
             uv_dirs[plan.target.id] = directory
 
         targets_dir = os.path.join(self.dest, "targets")
@@ -1150,14 +1185,7 @@ class WheelhouseBuilder:
                 _write_text(os.path.join(staging, "manifest.json"),
                             json.dumps(self._target_manifest(plan, lock_sha256, version, uv_dirs[plan.target.id]),
                                        indent=2, sort_keys=True) + "\n")
-                final = os.path.join(targets_dir, plan.target.id)
-                retired = None
-                if os.path.exists(final):
-                    retired = final + ".retired-%d" % os.getpid()
-                    os.replace(final, retired)
-                os.replace(staging, final)
-                if retired:
-                    shutil.rmtree(retired, ignore_errors=True)
+                _replace_directory(staging, os.path.join(targets_dir, plan.target.id))
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
 
@@ -1230,7 +1258,8 @@ class WheelhouseBuilder:
                 hosts[host] = {"target": plan.target.id, "path": targets[plan.target.id]["path"]}
         return WheelhouseResult(changed=changed, dest=self.dest, hosts=hosts, targets=targets, files=len(all_files),
                                 bytes=sum(all_files.values()), downloaded=downloaded, reused=reused, built=built,
-                                requests=self.store.requests_made, uv_version=version, lock_sha256=lock_sha256)
+                                requests=self.store.requests_made, uv_version=version, lock_sha256=lock_sha256,
+                                repaired=list(self.store.repaired))
 
 
 class _WouldBuild(Exception):
@@ -1310,15 +1339,10 @@ def _link_or_copy(source: str, destination: str) -> None:
         shutil.copy2(source, destination)
 
 
-def _place(source: str, destination: str, sha256: str) -> bool:
-    """Put SOURCE at DESTINATION atomically unless an identical file is there; True if written."""
+def _place(source: str, destination: str, sha256: str, verifier: FileVerifier) -> bool:
+    """Put SOURCE (verified) at DESTINATION atomically unless a file with its content is there; True if written."""
     if os.path.isfile(destination):
-        same = False
-        try:
-            same = os.path.samefile(source, destination)
-        except OSError:
-            pass
-        if same or file_sha256(destination) == sha256:
+        if holds(destination, sha256, verifier, source):
             if os.stat(destination).st_mode & 0o777 != 0o644:
                 os.chmod(destination, 0o644)  # older caches stored files 0600
             return False
@@ -1331,6 +1355,25 @@ def _place(source: str, destination: str, sha256: str) -> bool:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
+
+
+def _replace_directory(staging: str, final: str) -> None:
+    """Put the directory STAGING at FINAL; an old FINAL is moved aside first and then removed."""
+    retired = None
+    if os.path.exists(final):
+        retired = final + ".retired-%d" % os.getpid()
+        os.replace(final, retired)
+    os.replace(staging, final)
+    if retired:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def _binaries_intact(directory: str, verifier: FileVerifier) -> bool:
+    """Whether DIRECTORY holds uv (or uv.exe) and each binary its SHA256SUMS lists, with that sha256."""
+    sums = _read_sums(directory)
+    if "uv" not in sums and "uv.exe" not in sums:
+        return False
+    return all(verifier.matches(os.path.join(directory, name), digest) for name, digest in sums.items())
 
 
 def _write_text(path: str, text: str) -> None:
