@@ -57,6 +57,22 @@ class RunAs(t.NamedTuple):
         return out
 
 
+def user_ids(owner: t.Optional[str], group: t.Optional[str]) -> t.Tuple[int, int]:
+    """(uid, gid) of OWNER and GROUP (names or numbers; -1 when unset). KeyError names what is unknown."""
+    uid = gid = -1
+    if owner not in (None, ""):
+        try:
+            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(str(owner)).pw_uid
+        except KeyError:
+            raise KeyError("owner %r does not exist on this host" % owner)
+    if group not in (None, ""):
+        try:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
+        except KeyError:
+            raise KeyError("group %r does not exist on this host" % group)
+    return uid, gid
+
+
 def run_as_for(uid: int, gid: int) -> t.Optional[RunAs]:
     """Whom to run environment code as: the owner UID when this process is root, else nobody else.
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import grp
 import hashlib
 import json
 import os
@@ -31,7 +30,6 @@ import pwd
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +44,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._host_safety import (
     require_root_only,
     run,
     run_as_for,
+    user_ids,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
     NOOP_RESULT,
@@ -946,18 +945,10 @@ class ReleaseStore:
 
 
 def resolve_ids(owner: t.Optional[str], group: t.Optional[str]) -> t.Tuple[int, int]:
-    uid = gid = -1
-    if owner not in (None, ""):
-        try:
-            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(str(owner)).pw_uid
-        except KeyError:
-            raise SyncError("owner %r does not exist on this host" % owner)
-    if group not in (None, ""):
-        try:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
-        except KeyError:
-            raise SyncError("group %r does not exist on this host" % group)
-    return uid, gid
+    try:
+        return user_ids(owner, group)
+    except KeyError as exc:
+        raise SyncError(exc.args[0])
 
 
 # ---------------------------------------------------------------------------

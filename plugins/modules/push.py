@@ -59,6 +59,10 @@ attributes:
     platforms: posix
 notes:
   - Symbolic links and empty directories in O(src) are not copied.
+  - No symbolic link on the host is followed below O(dest). A link where a directory should be
+    (for example C(wheelhouse) pointing to C(/tmp)) fails the task naming it; a link where a file
+    should be is replaced by the file. Running as root, O(dest) and every directory above it must be
+    changeable by root alone (root-owned, not group- or world-writable).
   - The host hashes the files it has on every run; hashing is fast compared with a transfer.
 seealso:
   - module: ansible.builtin.copy
@@ -89,78 +93,159 @@ bytes_sent:
   type: int
 """
 
+import errno
 import hashlib
 import os
+import stat
 import tarfile
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, open_dir, require_root_only
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _safe_join(dest: str, relpath: str) -> str:
-    """DEST/RELPATH, refusing anything that would leave DEST."""
+def _parts(relpath: str) -> list:
+    """RELPATH's components, refusing anything that would leave DEST."""
     if not relpath or relpath.startswith("/") or "\\" in relpath or "\0" in relpath:
         raise ValueError("refusing path %r" % relpath)
     parts = relpath.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise ValueError("refusing path %r" % relpath)
-    return os.path.join(dest, *parts)
+    return parts
+
+
+def _open_parent(dest_fd: int, dest: str, parts: list, create: bool) -> int:
+    """A descriptor of the directory holding DEST/PARTS, entered without following any link.
+
+    A link where a directory should be (say wheelhouse -> /tmp) is refused, never written
+    through; with CREATE, missing directories are made (0755). -1 when one is missing.
+    """
+    fd = os.dup(dest_fd)
+    try:
+        for index, name in enumerate(parts[:-1]):
+            try:
+                next_fd = open_dir(name, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and create:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                    next_fd = open_dir(name, dir_fd=fd)
+                elif exc.errno == errno.ENOENT:
+                    os.close(fd)
+                    return -1
+                elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePath("%s is not a directory but %s; airgap.uv writes through no symlink in the "
+                                     "deployment root: remove it and run again"
+                                     % (os.path.join(dest, *parts[:index + 1]), _kind(fd, name)))
+                else:
+                    raise
+            os.close(fd)
+            fd = next_fd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(dir_fd: int, name: str) -> str:
+    try:
+        return "a symlink to %s" % os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return "a file"
+
+
+def _sha256_at(dir_fd: int, name: str) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_dest(dest: str, create: bool) -> int:
+    """DEST's descriptor; as root, DEST must be changeable by root alone. -1 when missing."""
+    if os.geteuid() == 0:
+        require_root_only(dest, "the push destination")
+    try:
+        return open_dir(dest)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and create:
+            os.makedirs(dest, 0o755)
+            return open_dir(dest)
+        if exc.errno == errno.ENOENT:
+            return -1
+        raise
 
 
 def plan(dest: str, files: dict) -> list:
-    """Relative paths whose content or permission bits differ on the host."""
+    """Relative paths whose content or permission bits differ on the host (a link always differs)."""
+    dest_fd = _open_dest(dest, create=False)
+    if dest_fd < 0:
+        return sorted(files)
     wanted = []
-    for relpath, meta in sorted(files.items()):
-        path = _safe_join(dest, relpath)
-        try:
-            st = os.stat(path)
-        except OSError:
-            wanted.append(relpath)
-            continue
-        if (st.st_size != meta["size"] or (st.st_mode & 0o7777) != meta["mode"]
-                or _sha256(path) != meta["sha256"]):
-            wanted.append(relpath)
+    try:
+        for relpath, meta in sorted(files.items()):
+            parts = _parts(relpath)
+            parent = _open_parent(dest_fd, dest, parts, create=False)
+            if parent < 0:
+                wanted.append(relpath)
+                continue
+            try:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+                if (not stat.S_ISREG(st.st_mode) or st.st_size != meta["size"]
+                        or (st.st_mode & 0o7777) != meta["mode"] or _sha256_at(parent, parts[-1]) != meta["sha256"]):
+                    wanted.append(relpath)
+            except OSError:
+                wanted.append(relpath)
+            finally:
+                os.close(parent)
+    finally:
+        os.close(dest_fd)
     return wanted
+
+
+def _write_member(parent: int, name: str, source, meta: dict, label: str) -> None:
+    """Write SOURCE as NAME in PARENT: a fresh temporary file, checked, then renamed over NAME."""
+    tmp = ".push-%d-%s" % (os.getpid(), os.urandom(4).hex())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+            if digest.hexdigest() != meta["sha256"]:
+                raise ValueError("%s arrived with sha256 %s, expected %s" % (label, digest.hexdigest(), meta["sha256"]))
+            os.fchmod(out.fileno(), meta["mode"])
+        os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=parent)
+        except OSError:
+            pass
+        raise
 
 
 def apply(dest: str, files: dict, archive: str) -> list:
     """Unpack ARCHIVE's members (only names listed in FILES) into DEST, each by an atomic rename."""
     written = []
-    with tarfile.open(archive) as bundle:
-        for member in bundle.getmembers():
-            if member.name not in files or not member.isfile():
-                raise ValueError("unexpected archive member %r" % member.name)
-            meta = files[member.name]
-            path = _safe_join(dest, member.name)
-            directory = os.path.dirname(path)
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o755)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".push-")
-            try:
-                digest = hashlib.sha256()
-                with os.fdopen(fd, "wb") as out:
-                    source = bundle.extractfile(member)
-                    for block in iter(lambda: source.read(1 << 20), b""):
-                        digest.update(block)
-                        out.write(block)
-                if digest.hexdigest() != meta["sha256"]:
-                    raise ValueError("%s arrived with sha256 %s, expected %s" % (member.name, digest.hexdigest(),
-                                                                                 meta["sha256"]))
-                os.chmod(tmp, meta["mode"])
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-            written.append(member.name)
+    dest_fd = _open_dest(dest, create=True)
+    try:
+        with tarfile.open(archive) as bundle:
+            for member in bundle.getmembers():
+                if member.name not in files or not member.isfile():
+                    raise ValueError("unexpected archive member %r" % member.name)
+                parts = _parts(member.name)
+                parent = _open_parent(dest_fd, dest, parts, create=True)
+                try:
+                    _write_member(parent, parts[-1], bundle.extractfile(member), files[member.name], member.name)
+                finally:
+                    os.close(parent)
+                written.append(member.name)
+    finally:
+        os.close(dest_fd)
     return written
 
 
@@ -184,10 +269,8 @@ def main() -> None:
     try:
         if module.params["archive"] is None:
             module.exit_json(changed=False, wanted=plan(dest, files))
-        if not os.path.isdir(dest):
-            os.makedirs(dest, 0o755)
         written = apply(dest, files, module.params["archive"])
-    except (OSError, ValueError, tarfile.TarError) as exc:
+    except (OSError, ValueError, tarfile.TarError, UnsafePath) as exc:
         module.fail_json(msg="Pushing files into %s failed: %s" % (dest, exc))
     module.exit_json(changed=bool(written), written=written)
 

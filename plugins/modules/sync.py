@@ -181,13 +181,22 @@ options:
     default: false
   owner:
     description:
-      - User (name or uid) to own a new release (C(chown -R)). Requires running as root; the lock
-        file, state file, releases directory, symlink and uv cache are handed over too, so the
-        user can later run the module unprivileged (for example with C(become_user)).
+      - User (name or uid) to own a new release and the uv cache. Requires running as root.
+      - Root never runs what this user can change. Every command that executes code of an
+        environment (C(uv), which starts the releases' interpreters, the smoke check, O(check_command))
+        runs as this user, with O(group) (else the user's primary group) and its supplementary groups.
+        Root keeps the releases directory, the O(venv) symlink, the lock file and the state file
+        (mode C(0600)); inside the user's releases it follows no symlink. Releases before 0.5 handed
+        those to the owner; root takes them back.
+      - Running as root, the module refuses to work in a directory another user can change (O(venv)'s
+        directory, the releases', the cache's, the uv binary's and the wheelhouse's, and every
+        directory above them); to deploy into a user's own tree, run the module as that user
+        (C(become_user)) instead.
     type: str
   group:
     description:
-      - Group (name or gid) to own a new release, like O(owner).
+      - Group (name or gid) to own a new release, like O(owner). Without O(owner), a mode that lets
+        the group (or others) write the release's top directory is refused when running as root.
     type: str
   mode:
     description:
@@ -212,6 +221,18 @@ options:
         interrupted runs are removed.
     type: int
     default: 2
+  check_command:
+    description:
+      - A command to run in the environment once it is in service, as an argv list, for example
+        V([myapp, --version]). A first element without C(/) names a script of the environment
+        (C(VENV/bin/NAME)); C(VENV/bin) comes first on C(PATH) and C(VIRTUAL_ENV) is set.
+      - It runs on every run, no-op runs included, but not in check mode, and as O(owner) (with O(group))
+        when the module runs as root and an owner is set, never as root then (it is code of the
+        environment, which the owner can change).
+      - A non-zero exit fails the task; the result (RV(check)) still tells what the run changed and
+        which release is in service, and the message names the release to roll back to.
+    type: list
+    elements: str
   lock_timeout:
     description:
       - Seconds to wait for another run on the same O(venv) to finish before failing.
@@ -391,6 +412,33 @@ pruned_releases:
   type: list
   elements: str
   sample: []
+check:
+  description: What O(check_command) did.
+  returned: when O(check_command) is set, outside check mode
+  type: dict
+  contains:
+    cmd:
+      description: The command run.
+      type: list
+      elements: str
+    rc:
+      description: Its exit code.
+      type: int
+    stdout:
+      description: The end of its standard output.
+      type: str
+    stdout_lines:
+      description: RV(check.stdout) as lines.
+      type: list
+      elements: str
+    stderr:
+      description: The end of its error output.
+      type: str
+    user:
+      description: The user it ran as when that is not the module's user (O(owner)), else V(null).
+      type: str
+  sample: {"cmd": ["/srv/myapp/venv/bin/myapp", "--version"], "rc": 0, "stdout": "myapp 1.0\n",
+           "stdout_lines": ["myapp 1.0"], "stderr": "", "user": "myapp"}
 cmd:
   description: The uv command line that failed.
   returned: failure, when uv failed
@@ -429,6 +477,7 @@ ARGUMENT_SPEC = dict(
     group=dict(type="str"),
     mode=dict(type="raw"),
     keep_releases=dict(type="int", default=2),
+    check_command=dict(type="list", elements="str"),
     lock_timeout=dict(type="int", default=600),
     pending=dict(type="dict", options=dict(
         requirements=dict(type="str", required=True),
@@ -448,7 +497,7 @@ def main() -> None:
     # A repeated no-op answers from its record without loading (compiling) the rest.
     replayed = replay_noop(module.params, module._diff)
     if replayed is not None:
-        module.exit_json(**replayed)
+        finish(module, replayed)
     from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncError, SyncRunner
 
     runner = SyncRunner(
@@ -462,6 +511,26 @@ def main() -> None:
         result = runner.run()
     except SyncError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    finish(module, result)
+
+
+def finish(module: AnsibleModule, result: dict) -> None:
+    """Exit with RESULT, after the check command (not in check mode) when one is given."""
+    argv = module.params["check_command"]
+    if argv and not module.check_mode and module.params["state"] == "present":
+        # Imported here: a recorded no-op without a check command compiles nothing more.
+        from ansible_collections.airgap.uv.plugins.module_utils._check_command import (
+            check_failure_message,
+            run_check_command,
+        )
+
+        try:
+            result["check"] = run_check_command(argv, module.params["venv"], module.params["owner"],
+                                                module.params["group"])
+        except KeyError as exc:
+            module.fail_json(msg=exc.args[0], **result)
+        if result["check"]["rc"] != 0:
+            module.fail_json(msg=check_failure_message(result["check"], result), **result)
     module.exit_json(**result)
 
 

@@ -30,8 +30,13 @@ options:
     type: str
   uv:
     description:
-      - Path of a uv binary whose version to report.
-      - When unset, C(uv) is looked up on C(PATH).
+      - Path of a uv binary whose version to report, normally C(ROOT/bin/uv) of a deployment.
+      - Such a binary is never run. Its version is read from the C(manifest.json) of its
+        deployment root (C(ROOT/manifest.json)), and only when the binary's sha256 and size match
+        what that manifest lists for it; otherwise the version is V(null) and RV(ansible_facts.airgap_uv_target.uv.verified)
+        is V(false).
+      - When unset, C(uv) is looked up on C(PATH) and run with C(--version), as root only when it
+        and every directory above it can be changed by root alone.
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -155,11 +160,18 @@ ansible_facts:
               description: Path of the uv binary.
               type: str
             version:
-              description: Its version.
+              description: Its version, V(null) when it could not be learned without running an unverified binary.
               type: str
               sample: 0.13.8
+            verified:
+              description:
+                - V(true) when the version was read from the deployment's manifest after the binary's sha256
+                  matched it, or from a uv on C(PATH) that only root can change; V(false) when the binary
+                  was not trusted and so not run.
+              type: bool
 """
 
+import hashlib
 import json
 import os
 import re
@@ -167,6 +179,8 @@ import shutil
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only
 
 # Runs inside the interpreter being described, which may differ from the one running
 # Ansible, so it is plain source executed with `python -c` and prints one JSON document.
@@ -282,15 +296,46 @@ def _normalize_arch(machine: str, os_family: str) -> str:
     return _ARCH_ALIASES.get(machine, machine)
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _deployed_uv_version(path: str) -> dict:
+    """The version of a deployment's uv, from its manifest, without running it (it may be tampered)."""
+    found = {"path": path, "version": None, "verified": False}
+    root = os.path.dirname(os.path.dirname(path))
+    try:
+        with open(os.path.join(root, "manifest.json"), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        relpath = os.path.relpath(path, root)
+        entry = next(e for e in manifest["files"] if isinstance(e, dict) and e.get("filename") == relpath)
+        if os.stat(path).st_size == int(entry["size"]) and _sha256(path) == str(entry["sha256"]).lower():
+            found.update(version=str(manifest["uv_version"]), verified=True)
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        pass
+    return found
+
+
 def _uv_version(module: AnsibleModule, uv_path: str | None) -> dict | None:
-    path = uv_path or shutil.which("uv")
+    if uv_path:
+        return _deployed_uv_version(uv_path) if os.path.isfile(uv_path) else None
+    path = shutil.which("uv")
     if not path or not os.access(path, os.X_OK):
         return None
+    if os.geteuid() == 0:
+        try:
+            require_root_only(os.path.realpath(path), "the uv on PATH")
+        except UnsafePath:
+            return {"path": path, "version": None, "verified": False}
     rc, out, dummy = module.run_command([path, "--version"])
     match = re.match(r"uv (\S+)", out or "")
     if rc != 0 or not match:
         return None
-    return {"path": path, "version": match.group(1)}
+    return {"path": path, "version": match.group(1), "verified": True}
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ HOSTS = {
     "check": "fault-6",
     "rollback": "fault-7",
     "input": "fault-8",
+    "tamper": "fault-9",
 }
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed needs root")
@@ -617,31 +618,46 @@ def not_owned(host: str, path: str, user: str) -> list[str]:
 
 
 def test_non_root_owner(fleet, versions):
+    """Root deploys for an owner and never runs what that owner can change (issue 10, item 1)."""
     host = HOSTS["owner"]
     sh(host, "id %s >/dev/null 2>&1 || useradd --create-home --shell /bin/sh %s" % (USER, USER))
     link, dummy = release_state(host)
+    check = ["-e", '{"uv_deploy_check_command": ["hello-airgap", "--name", "fault"]}']
 
     # Root deploys a lock change owned by the user.
-    deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_owner=%s" % USER)
+    deployment = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_owner=%s" % USER, *check)
     assert deployment.ok, deployment.tail()
     release = deployment.sync["release"]
     assert deployment.sync["changed"] and release != link
+    assert deployment.sync["check"]["user"] == USER and "click: 8.1.7" in deployment.sync["check"]["stdout"]
     assert not_owned(host, release, USER) == []
-    # Handed over so that the user can run later syncs: lock, state, releases dir, symlink, cache.
-    owners = sh(host, "stat -c '%%U %%n' %s %s.lock %s.state.json %s" % (RELEASES, RELEASES, RELEASES, VENV))
-    assert [line.split()[0] for line in owners.splitlines()] == [USER] * 4, owners
     assert not_owned(host, ROOT + "/cache", USER) == []
+    # Root keeps what root acts on; lock and state are private to it.
+    owners = sh(host, "stat -c '%%U %%a %%n' %s %s.lock %s.state.json" % (RELEASES, RELEASES, RELEASES))
+    assert [line.split()[:2] for line in owners.splitlines()] == [["root", "755"], ["root", "600"], ["root", "600"]]
+    denied = on_host(host, "runuser", "-u", "nobody", "--", "python3", "-c",
+                     "import fcntl; fcntl.flock(open('%s.lock'), fcntl.LOCK_SH)" % RELEASES)
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr  # nobody can stall a deploy
     run = on_host(host, "runuser", "-u", USER, "--", APP, "--name", "fault")
     assert run.returncode == 0 and "click: 8.1.7" in run.stdout, run.stdout + run.stderr
-    # The user can write into its environment (not only read it).
-    sh(host, "runuser -u %s -- %s/bin/python -c 'import sys; open(sys.prefix + \"/owner-probe\", \"w\")'"
-       % (USER, VENV))
 
-    # The module's documentation: after the hand-over "the user can later run the module
-    # unprivileged (for example with become_user)". A no-op run as that user:
-    ok, result = fleet.sync(host, become_user=USER)
-    assert ok, "unprivileged no-op sync as the owner failed: %s" % result.get("msg")
-    assert not result["changed"]
+    # The user plants code that runs whenever the environment's interpreter or check command
+    # starts: a .pth file, its own interpreter binary, and a replaced console script.
+    sh(host, "mkdir -p /tmp/markers && chmod 1777 /tmp/markers")
+    record = "import os; open('/tmp/markers/uid-%d' % os.getuid(), 'w').close()"
+    plant = ("set -e; cd %(venv)s; site=$(echo lib/python3*/site-packages); echo \"$1\" > $site/zz_marker.pth; "
+             "rm bin/python; cp /usr/bin/python3 bin/python; "
+             "printf '#!/bin/sh\\nid -u > /tmp/markers/check-$(id -u)\\nexec %(venv)s/bin/python -c \"from hello_airgap.cli import main; main()\" \"$@\"\\n' "
+             "> bin/hello-airgap" % {"venv": VENV})
+    planted = on_host(host, "runuser", "-u", USER, "--", "sh", "-c", plant, "plant", record)
+    assert planted.returncode == 0, planted.stderr
+    for args in (["--check"], [], ["-e", "uv_deploy_keep_releases=3"]):  # check mode, a no-op, a changed option
+        again = fleet.deploy(host, fleet.projects["v2"], "-e", "uv_deploy_owner=%s" % USER, *check, *args)
+        assert again.ok, again.tail()
+    markers = sh(host, "ls /tmp/markers").split()
+    assert "uid-0" not in markers and "check-0" not in markers, markers
+    uid = sh(host, "id -u %s" % USER).strip()
+    assert "uid-%s" % uid in markers and "check-%s" % uid in markers, markers  # it did run, as the user
 
 
 def test_role_with_become_user(fleet, versions):
@@ -796,3 +812,52 @@ def test_bad_host_input(fleet, versions):
     assert not ok, result
     assert_in(r"Cannot roll back %s: there is no previous release" % re.escape(VENV), result["msg"])
     assert release_state(host) == state
+
+
+# ---------------------------------------------------------------------------
+# 9. tampered files on the host: nothing unverified runs, no link is written through
+# ---------------------------------------------------------------------------
+
+
+def _facts(fleet, host: str) -> dict:
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible"), "-i", fleet.inventory, host, "-m", "airgap.uv.target_facts",
+                           "-a", json.dumps({"uv": ROOT + "/bin/uv"})], env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    match = re.search(r"^%s \| SUCCESS => " % re.escape(host), proc.stdout, re.M)
+    assert match, proc.stdout + proc.stderr
+    return json.loads(proc.stdout[match.end():])["ansible_facts"]["airgap_uv_target"]
+
+
+def test_tampered_uv_is_never_run_and_linked_directories_are_refused(fleet, versions):
+    host = HOSTS["tamper"]
+    state = release_state(host)
+    assert _facts(fleet, host)["uv"] == {"path": ROOT + "/bin/uv", "version": fleet.baseline[host]["uv_version"],
+                                         "verified": True}
+    # A uv replaced on the host (as by a tampered controller cache): facts neither run nor believe it.
+    sh(host, "cp %s/bin/uv /tmp/uv.good && printf '#!/bin/sh\\ntouch /tmp/uv-ran\\necho uv 6.6.6\\n' > %s/bin/uv"
+       % (ROOT, ROOT))
+    assert _facts(fleet, host)["uv"] == {"path": ROOT + "/bin/uv", "version": None, "verified": False}
+    # Check mode does not run it either; it predicts without it and says why.
+    check = fleet.deploy(host, fleet.projects["v2"], "--check")
+    assert check.ok, check.tail()
+    assert_in(r"bin/uv does not match manifest .* so check mode did not run it", check.output)
+    assert on_host(host, "test", "-e", "/tmp/uv-ran").returncode != 0, "the tampered uv ran"
+    assert release_state(host) == state
+
+    # The wheelhouse directory replaced by a link to a world-writable directory: refused, nothing written there.
+    sh(host, "mv %s/wheelhouse %s/wheelhouse.real && ln -s /tmp %s/wheelhouse" % (ROOT, ROOT, ROOT))
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    assert not deployment.ok
+    assert_in(r"%s/wheelhouse is not a directory but a symlink to /tmp; airgap.uv writes through no symlink"
+              % re.escape(ROOT), deployment.output)
+    assert not [n for n in sh(host, "ls /tmp").split() if n.endswith(".whl")]
+    assert on_host(host, "test", "-e", "/tmp/uv-ran").returncode != 0
+    assert release_state(host) == state
+
+    # Once the link is gone, the next run repairs uv and deploys; facts trust the pushed uv again.
+    sh(host, "rm %s/wheelhouse && mv %s/wheelhouse.real %s/wheelhouse" % (ROOT, ROOT, ROOT))
+    deployment = fleet.deploy(host, fleet.projects["v2"])
+    assert deployment.ok and deployment.sync["changed"], deployment.tail()
+    assert "click: 8.1.7" in app_output(host)
+    assert _facts(fleet, host)["uv"]["verified"] is True
+    assert on_host(host, "test", "-e", "/tmp/uv-ran").returncode != 0

@@ -64,3 +64,44 @@ def test_archive_must_match_the_announced_hashes(tmp_path):
 def test_paths_outside_dest_are_refused(tmp_path, evil):
     with pytest.raises(ValueError, match="refusing path"):
         plan(str(tmp_path), {evil: {"sha256": "0", "size": 0, "mode": 0o644}})
+
+
+def test_a_linked_directory_on_the_host_is_refused_not_written_through(tmp_path):
+    src, dest, elsewhere = tmp_path / "src", tmp_path / "dest", tmp_path / "elsewhere"
+    files = make_tree(src)
+    apply(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    elsewhere.mkdir()
+    os.rename(dest / "wheelhouse", tmp_path / "old-wheelhouse")
+    os.symlink(elsewhere, dest / "wheelhouse")  # e.g. a world-writable /tmp
+    from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
+
+    for step in (lambda: plan(str(dest), files),
+                 lambda: apply(str(dest), files, bundle(src, ["wheelhouse/a-1-py3-none-any.whl"], tmp_path / "w.tar"))):
+        with pytest.raises(UnsafePath, match=r"wheelhouse is not a directory but a symlink to .*elsewhere.*remove it"):
+            step()
+    assert os.listdir(elsewhere) == []
+
+
+def test_a_linked_file_on_the_host_is_replaced_not_written_through(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    apply(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    victim = tmp_path / "victim"
+    victim.write_text("a==1\n")  # same bytes: only the link gives it away
+    os.unlink(dest / "requirements.txt")
+    os.symlink(victim, dest / "requirements.txt")
+    assert plan(str(dest), files) == ["requirements.txt"]
+    apply(str(dest), files, bundle(src, ["requirements.txt"], tmp_path / "r.tar"))
+    assert not os.path.islink(dest / "requirements.txt") and victim.read_text() == "a==1\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root-only rule applies to root")
+def test_root_refuses_a_destination_others_can_write(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    dest.mkdir()
+    os.chmod(dest, 0o777)
+    from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
+
+    with pytest.raises(UnsafePath, match=r"dest \(the push destination.*mode 0777.*chmod go-w"):
+        plan(str(dest), files)
