@@ -21,6 +21,8 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import outside_reason
+
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.utils import canonicalize_name
@@ -597,8 +599,32 @@ def _parse_conflicts(value: t.Any, path: str) -> tuple[tuple[ConflictItem, ...],
     return tuple(sets)
 
 
-def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
-    """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths."""
+def _check_places(packages: list[Package], path: str, lock_dir: str, declared: t.Sequence[str]) -> None:
+    """Refuse an entry that points outside the workspace at a place nothing declared (_lock_paths)."""
+    for package in packages:
+        places = []
+        if package.source_kind in LOCAL_TREE_KINDS or package.source_kind == "path" or (
+                package.source_kind in ("registry", "git", "url") and not package.source.startswith(("https:", "http:"))):
+            places.append(("source", package.source))
+        for artifact in package.wheels + ((package.sdist,) if package.sdist else ()):
+            if artifact.path:
+                places.append(("%s %s" % ("wheel" if artifact.is_wheel else "sdist", artifact.filename), artifact.path))
+        for what, value in places:
+            reason = outside_reason(value, lock_dir, lock_dir, declared)
+            if reason:
+                raise _err(path, "package `%s` %s: its %s %s. A lock entry may point only inside the workspace (the "
+                           "directory of uv.lock) or at a location its pyproject.toml or uv.toml declares (a "
+                           "tool.uv.sources path, a `name @ file:` requirement, find-links or a local index). If "
+                           "uv.lock was edited by hand, re-create it with `uv lock`; otherwise move the file into the "
+                           "workspace or declare its location, and re-lock."
+                           % (package.name, package.version or "", what, reason))
+
+
+def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str] = ()) -> Lock:
+    """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths.
+
+    Local entries must lie inside the lock's directory or one of DECLARED (see _lock_paths).
+    """
     _require_libraries()
     version = data.get("version")
     if version is None:
@@ -626,6 +652,7 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str) -> Lock:
             raise _err(path, "invalid requires-python %r; fix pyproject.toml and re-lock." % (raw_rp,)) from None
     lock_dir = os.path.dirname(os.path.abspath(path))
     packages = [_parse_package(p, path, i, lock_dir) for i, p in enumerate(_as_list(data.get("package"), path, "package"))]
+    _check_places(packages, path, lock_dir, declared)
     seen: set[tuple[str, str | None, str, str]] = set()
     for package in packages:
         if package.key in seen:
@@ -703,7 +730,7 @@ def read_toml(path: str, remedy: str = "fix it") -> dict:
     return _parse_toml(_read_bytes(path, remedy), path, remedy)
 
 
-def load_lock(path: str, cache_dir: str | None = None) -> Lock:
+def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str] = ()) -> Lock:
     """Read and validate the uv.lock at ``path``; the result's ``sha256`` is the file's.
 
     With CACHE_DIR, the parsed TOML is kept there as JSON keyed by the file's sha256: a large
@@ -726,7 +753,7 @@ def load_lock(path: str, cache_dir: str | None = None) -> Lock:
         data = _parse_toml(raw, path, remedy)
         if cached:
             _cache_json(cached, data)
-    lock = parse_lock(data, path)
+    lock = parse_lock(data, path, declared)
     lock.sha256 = digest
     return lock
 

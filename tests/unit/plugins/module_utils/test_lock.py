@@ -114,7 +114,11 @@ source = {{ virtual = "tools/virt" }}
 
 @pytest.fixture
 def all_sources(write_lock: t.Callable[..., str]) -> t.Any:
-    return load_lock(write_lock(ALL_SOURCES))
+    path = write_lock(ALL_SOURCES)
+    # The two entries outside the workspace, as its pyproject.toml would declare them (find-links
+    # and a tool.uv.sources path); test_lock_places.py covers what happens without.
+    declared = (os.path.normpath(os.path.join(os.path.dirname(path), "..", "wheelhouse")), "/abs/dist")
+    return load_lock(path, declared=declared)
 
 
 class TestSources:

@@ -137,3 +137,24 @@ def test_an_invalid_boolean_fails_before_uv_runs(served, tmp_path, monkeypatch, 
     assert "%s=%r" % (variable, value) in str(caught.value)
     assert "y, yes, t, true, on, 1" in str(caught.value)
     assert not marker.exists()
+
+
+def test_a_lock_entry_outside_the_project_is_refused_before_anything_is_read(served, uv_cache,  # noqa: F811
+                                                                             tmp_path):
+    """The attack from issue 10: /etc/passwd named like a wheel, with its real hash."""
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    with open("/etc/passwd", "rb") as handle:
+        digest = sha(handle.read())
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text().replace(
+        'source = {{ registry = "{base}/simple" }}\nwheels = [\n    {{ url = "{base}/beta'.format(base=base),
+        'source = {{ path = "/etc/passwd" }}\nwheels = [\n    {{ filename = "beta-2.0-py3-none-any.whl", '
+        'hash = "sha256:{digest}" }},\n    {{ url = "{base}/beta'.format(base=base, digest=digest)))
+    assert "/etc/passwd" in lock.read_text()
+    cache = tmp_path / "cache"
+    with pytest.raises(WheelhouseError, match=r"package `beta` 2\.0: its source /etc/passwd is outside the workspace "
+                                              + str(project)):
+        build(project, tmp_path / "dest", str(cache))
+    assert not os.path.exists(cache / "store" / "sha256" / digest[:2])
+    assert not os.path.exists(tmp_path / "dest" / "files")
