@@ -159,9 +159,6 @@ class ClosureResolver:
         self.cache_dir = cache_dir
         self.project_dir = project_dir
         self.exclude_newer = exclude_newer
-        # Local locations the project declares (find-links, local indexes): the closure's lock may
-        # point there too (see _lock_paths); set by the wheelhouse with the project's own.
-        self.declared: tuple = ()
         self._say = progress or (lambda message: None)
         self._settings: Optional[dict] = None
 
@@ -262,7 +259,7 @@ class ClosureResolver:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         try:
-            return load_lock(lock_path, declared=self.declared)
+            return load_lock(lock_path)
         except LockError as exc:
             raise ClosureError(str(exc)) from None
 

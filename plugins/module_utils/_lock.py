@@ -21,7 +21,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import outside_reason
+from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import declared_locations, outside_reason
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -620,10 +620,11 @@ def _check_places(packages: list[Package], path: str, lock_dir: str, declared: t
                            % (package.name, package.version or "", what, reason))
 
 
-def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str] = ()) -> Lock:
+def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str] | None = None) -> Lock:
     """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths.
 
-    Local entries must lie inside the lock's directory or one of DECLARED (see _lock_paths).
+    Local entries must lie inside the lock's directory (the workspace) or one of DECLARED, by
+    default the locations the workspace's own configuration points at (see _lock_paths).
     """
     _require_libraries()
     version = data.get("version")
@@ -652,6 +653,8 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str]
             raise _err(path, "invalid requires-python %r; fix pyproject.toml and re-lock." % (raw_rp,)) from None
     lock_dir = os.path.dirname(os.path.abspath(path))
     packages = [_parse_package(p, path, i, lock_dir) for i, p in enumerate(_as_list(data.get("package"), path, "package"))]
+    if declared is None:
+        declared = declared_locations(lock_dir)
     _check_places(packages, path, lock_dir, declared)
     seen: set[tuple[str, str | None, str, str]] = set()
     for package in packages:
@@ -730,7 +733,7 @@ def read_toml(path: str, remedy: str = "fix it") -> dict:
     return _parse_toml(_read_bytes(path, remedy), path, remedy)
 
 
-def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str] = ()) -> Lock:
+def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str] | None = None) -> Lock:
     """Read and validate the uv.lock at ``path``; the result's ``sha256`` is the file's.
 
     With CACHE_DIR, the parsed TOML is kept there as JSON keyed by the file's sha256: a large

@@ -70,7 +70,6 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     load_lock,
     read_toml,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import declared_locations
 from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     SelectionError,
     SelectionOptions,
@@ -217,11 +216,9 @@ class WheelhouseBuilder:
         lock_path = os.path.join(self.project_dir, "uv.lock")
         if not os.path.isfile(lock_path):
             raise WheelhouseError("%s is missing; run 'uv lock' in %s and commit uv.lock." % (lock_path, self.project_dir))
-        # The lock may point outside the workspace only where the project's configuration does.
-        declared = declared_locations(self.project_dir)
-        self.closures.declared = declared
         try:
-            return load_lock(lock_path, cache_dir=self.options.cache_dir, declared=declared)
+            # Refuses entries outside the project that its configuration does not point at (_lock_paths).
+            return load_lock(lock_path, cache_dir=self.options.cache_dir)
         except LockError as exc:
             raise WheelhouseError(str(exc)) from None
 

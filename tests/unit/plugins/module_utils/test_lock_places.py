@@ -111,7 +111,7 @@ def test_a_symbolic_link_inside_the_workspace_does_not_lead_outside(tmp_path):
         load_lock(str(workspace / "uv.lock"), declared=declared_locations(str(workspace), {}))
 
 
-def test_the_default_is_the_lock_directory_only(tmp_path):
+def test_by_default_the_workspace_declares(tmp_path):
     (tmp_path / "uv.lock").write_text(lock_text('source = { directory = "/" }'))
     with pytest.raises(LockError, match=r"its source / is outside the workspace"):
         load_lock(str(tmp_path / "uv.lock"))
@@ -127,3 +127,15 @@ def test_the_default_is_the_lock_directory_only(tmp_path):
 ])
 def test_file_url_path(url, path):
     assert file_url_path(url) == path
+
+
+def test_without_declared_the_parser_reads_the_workspace_configuration(tmp_path):
+    workspace, out = tmp_path / "ws", tmp_path / "out"
+    (out / "evil").mkdir(parents=True)
+    workspace.mkdir()
+    (workspace / "uv.lock").write_text(lock_text('source = { directory = "../out/evil" }'))
+    (workspace / "pyproject.toml").write_text(PYPROJECT % "")
+    with pytest.raises(LockError, match=r"its source \.\./out/evil .* is outside the workspace"):
+        load_lock(str(workspace / "uv.lock"))
+    (workspace / "pyproject.toml").write_text(PYPROJECT % "" + '[tool.uv.sources]\nevil = { path = "../out/evil" }\n')
+    assert load_lock(str(workspace / "uv.lock")).find_unique("evil").local_path == str(out / "evil")
