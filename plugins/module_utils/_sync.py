@@ -656,9 +656,9 @@ class ManifestVerifier:
             with open(self.manifest, "r", encoding="utf-8") as f:
                 doc = json.load(f)
         except OSError as exc:
-            raise SyncError("Cannot read manifest %s: %s; copy the bundle to the host again" % (self.manifest, exc.strerror))
+            raise SyncError("Cannot read manifest %s: %s; run the deployment again (the push restores it)" % (self.manifest, exc.strerror))
         except ValueError as exc:
-            raise SyncError("Manifest %s is not valid JSON (%s); copy the bundle to the host again" % (self.manifest, exc))
+            raise SyncError("Manifest %s is not valid JSON (%s); run the deployment again (the push restores it)" % (self.manifest, exc))
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), list):
             raise SyncError(
                 "Manifest %s: unsupported format %r (this module reads format %d with a 'files' list)"
@@ -1069,6 +1069,7 @@ class SyncRunner:
         self.store = ReleaseStore(self.p.venv, self.p.releases_dir)
         self.uv = Uv(self.p.uv, self.p.cache_dir, environ if environ is not None else os.environ, runner)
         self.warned = False
+        self.uv_usable = True  # False when check mode predicts without the host's uv (_sync_change)
         # environment_fingerprint per prefix, taken once per run: the recorded dry run and the
         # recorded no-op both need the release's, and nothing between changes it.
         self._fingerprints: t.Dict[str, t.List[t.List[t.Any]]] = {}
@@ -1090,6 +1091,8 @@ class SyncRunner:
     # -- entry point ------------------------------------------------------
 
     def run(self) -> t.Dict[str, t.Any]:
+        # Known before anything runs: check mode's scratch directories must suit the owner too.
+        self.uv.run_as = run_as_for(*resolve_ids(self.p.owner, self.p.group))
         if self.check_mode and self.p.pending is not None:
             return self._changer().predict_pending(self._run)
         return self._run()
@@ -1149,7 +1152,6 @@ class SyncRunner:
                 )
         if os.geteuid() == 0:
             self._require_root_only(uid)
-        self.uv.run_as = run_as_for(uid, gid)
 
     def _validate_inputs(self) -> None:
         """The shipped files state=present needs."""
@@ -1188,7 +1190,9 @@ class SyncRunner:
                  (os.path.dirname(self.store.releases_dir), "the directory holding the releases"),
                  (os.path.dirname(p.cache_dir), "the directory holding the uv cache")]
         if p.state == "present":
-            paths += [(p.uv, "the uv binary"), (t.cast(str, p.wheelhouse), "the wheelhouse")]
+            paths += [(p.uv, "the uv binary"), (t.cast(str, p.wheelhouse), "the wheelhouse"),
+                      (t.cast(str, p.requirements), "the install file")]
+            paths += [(path, "a file of the bundle") for path in (p.build_constraints, p.manifest) if path]
             if "/" in p.python and uid in (-1, 0):
                 paths.append((os.path.realpath(p.python), "the interpreter root runs"))
         try:
@@ -1545,7 +1549,8 @@ class SyncRunner:
             "previous_release": previous.path if previous is not None else None,
             "packages": format_packages(after),
             "network_used": network_used or None,
-            "uv_version": self.uv.info(self.state).version if self.p.state == "present" else None,
+            # Not asked of a uv that is missing or failed its manifest check (check mode before the copy).
+            "uv_version": self.uv.info(self.state).version if self.p.state == "present" and self.uv_usable else None,
             "reason": reason,
             "pruned_releases": pruned or [],
         }

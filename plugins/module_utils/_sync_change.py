@@ -590,8 +590,9 @@ class ReleaseChanger:
             raise SyncError("pending needs 'requirements' (the install file's text) and 'wheels' (a list of file names)")
         runner.set_editables(pending.get("editable") or [], "pending editable")
         if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)) or not self._uv_verified():
-            # No uv on the host yet, so nothing it could have installed either: the
-            # environment in service (if any) is compared with the pending set directly.
+            # No (trustworthy) uv on the host yet: the environment in service (if any) is
+            # compared with the pending set directly, and that uv is never run.
+            runner.uv_usable = False
             reqs = {**parse_requirements(text, "pending requirements"), **runner.editables}
             after = {name: r.version for name, r in reqs.items()}
             view = self.store.inspect()

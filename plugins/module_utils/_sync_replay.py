@@ -130,6 +130,9 @@ def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[
         facts: t.List[t.Any] = [REPLAY_FORMAT, sorted((str(k), v) for k, v in params.items()), bool(diff),
                                 interpreter or sys.executable, os.geteuid(), target]
         facts.append(_stat_facts(os.path.abspath(str(params.get("uv")))))
+        # What kind each entry is: a file or directory swapped for a link is refused by the full run.
+        facts += [stat.S_IFMT(os.lstat(os.path.abspath(str(params[name]))).st_mode)
+                  for name in ("uv", "wheelhouse", "requirements", "build_constraints", "manifest") if params.get(name)]
         for name in ("requirements", "build_constraints", "manifest"):
             value = params.get(name)
             facts.append([name, sha256_file(os.path.abspath(str(value))) if value else None])

@@ -322,7 +322,8 @@ def test_corrupt_wheel_on_host(fleet, versions):
     # The sync step alone, as the role runs it, forced to build a new release (another python path).
     ok, result = fleet.sync(host, python="/usr/bin/python3")
     assert not ok, result
-    assert_in(r"Wheelhouse does not match manifest %s/manifest\.json" % re.escape(ROOT), result["msg"])
+    assert_in(r"Files on this host do not match manifest %s/manifest\.json" % re.escape(ROOT), result["msg"])
+    assert_in(r"Run the deployment again: the push replaces these files", result["msg"])
     assert_in(r"%s is corrupt: sha256 [0-9a-f]{64}, manifest says" % re.escape(markupsafe), result["msg"])
     assert_in(r"%s is corrupt: size 1000, manifest says" % re.escape(pyyaml), result["msg"])
     assert release_state(host) == (link, releases)

@@ -891,3 +891,16 @@ def test_a_repeated_noop_is_answered_without_loading_the_sync_code(bundle):
     assert "_sync" in loaded and result["changed"] is False
     result, loaded = imports(False)
     assert loaded == {"_sync_replay"}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the root-only rule applies to root")
+@pytest.mark.parametrize("which", ["wheelhouse", "requirements", "uv"])
+def test_root_refuses_linked_bundle_files(bundle, which):
+    ok(bundle.run())
+    ok(bundle.run())  # recorded: the next no-op would be answered from the record if the link went unseen
+    path = Path(str(getattr(bundle, which)))
+    real = path.with_name(path.name + ".real")
+    os.rename(path, real)
+    os.symlink(real, path)
+    refused = bundle.run()
+    assert refused["failed"] and "%s (" % path in refused["msg"] and "is a symlink" in refused["msg"], refused["msg"]
