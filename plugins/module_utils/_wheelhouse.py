@@ -472,6 +472,13 @@ class WheelhouseBuilder:
     # -- main ----------------------------------------------------------------------------
 
     def run(self) -> WheelhouseResult:
+        try:
+            return self._run()
+        finally:
+            if not self.check_mode:
+                self.verifier.save()  # what was hashed this run is not hashed again next run
+
+    def _run(self) -> WheelhouseResult:
         self._configs = None
         self._recorded = None
         # Nothing changed since the run that published dest: its recorded result is the answer,
@@ -499,8 +506,6 @@ class WheelhouseBuilder:
             raise
         finally:
             background.close()
-            if not self.check_mode:
-                self.verifier.save()
 
     def _run_full(self, background: "_Background") -> WheelhouseResult:
         """run() without the short cut: read the lock, select, then plan, fetch and publish."""
