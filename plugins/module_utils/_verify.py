@@ -194,8 +194,8 @@ def manifest_mismatches(src: str, files: dict) -> list:
         if found is None:
             problems.append("%s is missing" % where)
         elif found.get("sha256") != entry.get("sha256"):
-            problems.append("%s has sha256 %s, but manifest.json records %s" % (where, found.get("sha256"),
-                                                                               entry.get("sha256")))
+            problems.append("%s has sha256 %s, but manifest.json records %s"
+                            % (where, found.get("sha256"), entry.get("sha256")))
     for relative in sorted(files):
         if relative.split("/")[0] in ("wheelhouse", "bin") and relative not in listed:
             problems.append("%s is not listed in manifest.json" % os.path.join(src, *relative.split("/")))

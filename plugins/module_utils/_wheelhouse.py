@@ -602,8 +602,8 @@ class WheelhouseBuilder:
 
         if self.check_mode:
             # A store file that no longer matches counts as missing: the real run fetches it again.
-            missing = [r for r in requests.values() if not self.verifier.matches(self.store.path_for(r.sha256),
-                                                                                  r.sha256)]
+            missing = [r for r in requests.values()
+                       if not self.verifier.matches(self.store.path_for(r.sha256), r.sha256)]
             changed = bool(missing or would_build) or self._differs_from_published(plans, lock_sha256, version)
             return self._result(plans, changed, lock_sha256, version,
                                 downloaded=len(missing), reused=len(requests) - len(missing), built=built_count)

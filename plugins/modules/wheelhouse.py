@@ -172,19 +172,19 @@ notes:
     C(environment) keyword does not reach an action plugin), sent only to the origin they belong to,
     never logged, and never written into the wheelhouse or the result.
   - When the project sets C(tool.uv.required-version), O(uv_version) must satisfy it.
-  - Every controller file is checked against the sha256 it must have (from C(uv.lock), or the uv
-    wheel's) before it is published: a record of size, mtime, ctime and inode made when a file
-    was last hashed spares re-hashing unchanged files. A file that no longer matches is removed,
-    fetched (or unpacked) again and named in RV(repaired) and a warning; the run goes on.
-  - An entry of C(uv.lock) that points outside the project (an absolute path, a C(file:) URL, a
-    C(..) path, a symbolic link) is refused unless a C(pyproject.toml) or C(uv.toml) of the workspace
-    (or C(UV_FIND_LINKS)/C(UV_INDEX)-style variables) points at that location, as uv's own
-    C(tool.uv.sources) paths, C(name @ file:) requirements, find-links and local indexes do.
-  - uv's boolean environment variables (C(UV_OFFLINE), C(UV_NO_CONFIG), ...) are read by uv's rules:
+  - "Every controller file is checked against the sha256 it must have (from C(uv.lock), or the uv
+    wheel's) before it is published: a record of size, mtime, ctime and inode made when a file was last
+    hashed spares re-hashing unchanged files. A file that no longer matches is removed, fetched (or
+    unpacked) again and named in RV(repaired) and a warning; the run goes on."
+  - "An entry of C(uv.lock) that points outside the project (an absolute path, a C(file:) URL, a C(..)
+    path, a symbolic link) is refused unless a C(pyproject.toml) or C(uv.toml) of the workspace (or
+    C(UV_FIND_LINKS)/C(UV_INDEX)-style variables) points at that location, as uv's own
+    C(tool.uv.sources) paths, C(name @ file:) requirements, find-links and local indexes do."
+  - "uv's boolean environment variables (C(UV_OFFLINE), C(UV_NO_CONFIG), ...) are read by uv's rules:
     C(y yes t true on 1) or C(n no f false off 0), any case; any other value, the empty one too, fails
-    the task before uv runs. With C(UV_OFFLINE) true, only the controller's cache is used and a
-    missing file fails the task, naming it.
-  - Run it once for all hosts, for example with C(run_once) and C(delegate_to=localhost).
+    the task before uv runs. With C(UV_OFFLINE) true, only the controller's cache is used and a missing
+    file fails the task, naming it."
+  - "Run it once for all hosts, for example with C(run_once) and C(delegate_to=localhost)."
 seealso:
   - module: airgap.uv.target_facts
   - module: airgap.uv.sync

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.airgap.uv.plugins.module_utils._download import ArtifactStore, DownloadError, FileRequest
 from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, holds, manifest_mismatches
 
-from test_download import PAYLOAD, PAYLOAD_SHA, _Handler, server  # noqa: F401  (fixture) same directory
+from test_download import PAYLOAD, PAYLOAD_SHA, _Handler, server  # noqa: F401  (fixture) same directory  # pylint: disable=unused-import
 
 
 def sha(data: bytes) -> str:

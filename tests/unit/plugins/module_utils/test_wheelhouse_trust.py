@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseError
 
 from test_verify import flip_byte  # same directory
-from test_wheelhouse import ALPHA, BETA, build, make_project, served, sha, snapshot, uv_cache  # noqa: F401
+from test_wheelhouse import ALPHA, BETA, build, make_project, served, sha, snapshot, uv_cache  # noqa: F401  # pylint: disable=unused-import
 
 TARGET = "cpython3.11.2-linux-x86_64-glibc2.36"
 
