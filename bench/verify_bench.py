@@ -7,7 +7,7 @@
 
 Run with the dev venv::
 
-    /work/main/.venv/bin/python bench/verify_bench.py [--size 150] [--repeat 7]
+    .venv/bin/python bench/verify_bench.py [--size 150] [--repeat 7]
 
 Locks the 150-package bench project of wheelhouse_bench.py (not timed), builds its wheelhouse
 once for one target (cold, not timed), then times ``WheelhouseBuilder.run()`` in this process,

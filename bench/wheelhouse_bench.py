@@ -7,7 +7,7 @@
 
 Run with the dev venv::
 
-    /work/main/.venv/bin/python bench/wheelhouse_bench.py [--repeat 3] [--sizes 30,150] [--quick] [--strict]
+    .venv/bin/python bench/wheelhouse_bench.py [--repeat 3] [--sizes 30,150] [--quick] [--strict]
 
 For every size a throw-away uv project is written and locked (not timed).  Then, for each
 repetition, these are timed in the same run, in a rotating order so that drift of the shared
@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 
-COLLECTIONS = "/work/main/.venv/collections"
+COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "collections")
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 EXCLUDE_NEWER = "2026-10-01T00:00:00Z"
 
