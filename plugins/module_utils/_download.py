@@ -39,7 +39,7 @@ from urllib.parse import urljoin, urlsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider, strip_userinfo
-from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier
+from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, file_sha256
 
 _CHUNK = 1024 * 1024
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -116,14 +116,6 @@ def write_atomically(path: str, fill: Callable[[t.BinaryIO], None], mode: int = 
     except BaseException:
         _unlink(tmp)
         raise
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ArtifactStore:

@@ -1092,7 +1092,8 @@ class SyncRunner:
 
     def run(self) -> t.Dict[str, t.Any]:
         # Known before anything runs: check mode's scratch directories must suit the owner too.
-        self.uv.run_as = run_as_for(*resolve_ids(self.p.owner, self.p.group))
+        self.ids = resolve_ids(self.p.owner, self.p.group)
+        self.uv.run_as = run_as_for(*self.ids)
         if self.check_mode and self.p.pending is not None:
             return self._changer().predict_pending(self._run)
         return self._run()
@@ -1143,7 +1144,7 @@ class SyncRunner:
         p.mode = parse_mode(p.mode_input)
         if p.state == "present":
             self._validate_inputs()
-        uid, gid = resolve_ids(p.owner, p.group)
+        uid, gid = self.ids
         if p.owner or p.group:
             if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or (gid != -1 and gid not in os.getgroups() and gid != os.getegid())):
                 raise SyncError(
@@ -1233,8 +1234,9 @@ class SyncRunner:
         try:
             if st is None:
                 os.makedirs(cache, 0o755, exist_ok=True)
-            if self.uv.run_as is not None:
-                chown_tree(cache, uid, self.uv.run_as.gid, only_differing=True)
+            if self.uv.run_as is not None and (st is None or st.st_uid != uid):
+                # Root's own cache handed to the owner, once: what uv adds as the owner is the owner's.
+                chown_tree(cache, uid, self.uv.run_as.gid)
         except OSError as exc:
             raise SyncError("Cannot prepare the uv cache %s: %s (running as %s); set cache_dir to a writable path"
                             % (cache, exc.strerror, whoami()))

@@ -42,7 +42,7 @@ _FORMAT = 1
 _RACY_NS = 2_000_000_000
 
 
-def sha256_of(path: str) -> str:
+def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
@@ -90,7 +90,7 @@ class FileVerifier:
             if isinstance(known, list) and len(known) == 4 and known[:3] == _identity(before):
                 return str(known[3])
         started = time.time_ns()
-        digest = sha256_of(path)
+        digest = file_sha256(path)
         after = os.stat(path)
         with self._mutex:
             self.hashed += 1

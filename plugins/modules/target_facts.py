@@ -171,7 +171,6 @@ ansible_facts:
               type: bool
 """
 
-import hashlib
 import json
 import os
 import re
@@ -181,6 +180,7 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only
+from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import sha256_file
 
 # Runs inside the interpreter being described, which may differ from the one running
 # Ansible, so it is plain source executed with `python -c` and prints one JSON document.
@@ -296,14 +296,6 @@ def _normalize_arch(machine: str, os_family: str) -> str:
     return _ARCH_ALIASES.get(machine, machine)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _deployed_uv_version(path: str) -> dict:
     """The version of a deployment's uv, from its manifest, without running it (it may be tampered)."""
     found = {"path": path, "version": None, "verified": False}
@@ -313,7 +305,7 @@ def _deployed_uv_version(path: str) -> dict:
             manifest = json.load(handle)
         relpath = os.path.relpath(path, root)
         entry = next(e for e in manifest["files"] if isinstance(e, dict) and e.get("filename") == relpath)
-        if os.stat(path).st_size == int(entry["size"]) and _sha256(path) == str(entry["sha256"]).lower():
+        if os.stat(path).st_size == int(entry["size"]) and sha256_file(path) == str(entry["sha256"]).lower():
             found.update(version=str(manifest["uv_version"]), verified=True)
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         pass
