@@ -17,9 +17,13 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.module_utils._verify import manifest_mismatches
 
+MANIFEST = "manifest.json"
+
 ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),
     dest=dict(type="path", required=True),
+    stage=dict(type="bool", default=False),
+    pending=dict(type="dict"),
 )
 
 
@@ -49,26 +53,22 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         src = os.path.expanduser(args["src"])
-        if not os.path.isdir(src):
-            raise AnsibleActionFail("src %s is not a directory on the controller." % src)
-        files = describe_tree(src)
-        refused = manifest_mismatches(src, files)
-        if refused:
-            # Checked before the host is asked anything: a bad controller file never replaces a good
-            # copy on the host, and nothing else is sent alongside it either.
-            raise AnsibleActionFail(
-                "airgap.uv.push sent nothing: the controller's wheelhouse directory %s does not match its "
-                "manifest.json, so it is corrupt or was changed after it was built: %s. The host's files were not "
-                "touched. Fix: run the wheelhouse step again (airgap.uv.wheelhouse, or the airgap.uv.uv_deploy role): "
-                "it checks every controller file against uv.lock and fetches or rebuilds the bad ones."
-                % (src, "; ".join(refused)))
+        if self._task.check_mode and args["pending"]:
+            # The wheelhouse task wrote nothing in check mode, so SRC is still the last build (or
+            # missing): compare the host with what SRC will hold instead.
+            files = _pending_files(args["pending"])
+        else:
+            files = self._controller_files(src)
         answer = self._execute_module(module_name="airgap.uv.push",
-                                      module_args=dict(src=src, dest=args["dest"], files=files), task_vars=task_vars)
+                                      module_args=dict(src=src, dest=args["dest"], files=files),
+                                      task_vars=task_vars)
         if answer.get("failed"):
             return answer
         wanted = answer["wanted"]
         result.update(changed=bool(wanted), sent=wanted, files=len(files),
-                      bytes_sent=sum(files[name]["size"] for name in wanted))
+                      bytes_sent=sum(files[name].get("size") or 0 for name in wanted))
+        if MANIFEST in files and files[MANIFEST].get("sha256"):
+            result["manifest_sha256"] = files[MANIFEST]["sha256"]
         if self._task.diff and wanted:
             result["diff"] = {"prepared": "files to write under %s:\n%s\n" % (args["dest"], "\n".join(wanted))}
         if not wanted or self._task.check_mode:
@@ -88,11 +88,41 @@ class ActionModule(ActionBase):
             applied = self._execute_module(
                 module_name="airgap.uv.push",
                 module_args=dict(src=src, dest=args["dest"], files={name: files[name] for name in wanted},
-                                 archive=remote_bundle),
+                                 archive=remote_bundle, stage=args["stage"]),
                 task_vars=task_vars)
         finally:
             os.unlink(bundle)
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if applied.get("failed"):
             return applied
+        if applied.get("staged"):
+            result["staged"] = applied["staged"]
         return result
+
+    @staticmethod
+    def _controller_files(src: str) -> dict:
+        if not os.path.isdir(src):
+            raise AnsibleActionFail("src %s is not a directory on the controller." % src)
+        files = describe_tree(src)
+        refused = manifest_mismatches(src, files)
+        if refused:
+            # Checked before the host is asked anything: a bad controller file never replaces a good
+            # copy on the host, and nothing else is sent alongside it either.
+            raise AnsibleActionFail(
+                "airgap.uv.push sent nothing: the controller's wheelhouse directory %s does not match its "
+                "manifest.json, so it is corrupt or was changed after it was built: %s. The host's files were not "
+                "touched. Fix: run the wheelhouse step again (airgap.uv.wheelhouse, or the airgap.uv.uv_deploy role): "
+                "it checks every controller file against uv.lock and fetches or rebuilds the bad ones."
+                % (src, "; ".join(refused)))
+        return files
+
+
+def _pending_files(pending: dict) -> dict:
+    """The PENDING description (airgap.uv.wheelhouse in check mode), checked enough to compare with."""
+    files = {}
+    for name, meta in pending.items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("mode"), int):
+            raise AnsibleActionFail("pending[%r] is not a file description with sha256, size and mode; pass "
+                                    "hosts[<host>].files of airgap.uv.wheelhouse run in check mode." % name)
+        files[name] = {"sha256": meta.get("sha256"), "size": meta.get("size"), "mode": meta["mode"]}
+    return files

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from ansible_collections.airgap.uv.plugins.action.push import describe_tree
-from ansible_collections.airgap.uv.plugins.modules.push import apply, plan
+from ansible_collections.airgap.uv.plugins.module_utils._push_files import apply, landing_order, plan, stage, land
 
 
 def make_tree(root):
@@ -38,7 +38,7 @@ def test_push_sends_only_what_differs(tmp_path):
     assert files["bin/uv"]["mode"] == 0o755
     wanted = plan(str(dest), files)
     assert wanted == sorted(files)
-    assert apply(str(dest), files, bundle(src, wanted, tmp_path / "all.tar")) == wanted
+    assert sorted(apply(str(dest), files, bundle(src, wanted, tmp_path / "all.tar"))) == wanted
     assert (dest / "bin" / "uv").read_bytes() == b"\x7fELF uv" and os.access(dest / "bin" / "uv", os.X_OK)
     assert plan(str(dest), files) == []
     # Content or permission drift on the host is found; unrelated files are left alone.
@@ -105,3 +105,68 @@ def test_root_refuses_a_destination_others_can_write(tmp_path):
 
     with pytest.raises(UnsafePath, match=r"dest \(the push destination.*mode 0777.*chmod go-w"):
         plan(str(dest), files)
+
+
+def test_a_push_lands_as_a_set_files_first_manifest_last():
+    assert landing_order(["manifest.json", "requirements.txt", "bin/uv", "wheelhouse/b.whl", "a.txt"]) == [
+        "bin/uv", "wheelhouse/b.whl", "a.txt", "requirements.txt", "manifest.json"]
+
+
+def test_a_push_that_fails_half_way_replaces_nothing(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    apply(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    # A new set: new install file and a new wheel; the wheel arrives broken (as a full disk would
+    # stop it): the old install file must stay, naming the wheels that are there.
+    (src / "requirements.txt").write_text("a==2\n")
+    (src / "wheelhouse" / "a-2-py3-none-any.whl").write_bytes(b"2" * 10)
+    os.chmod(src / "wheelhouse" / "a-2-py3-none-any.whl", 0o644)
+    new = describe_tree(str(src))
+    archive = bundle(src, ["requirements.txt", "wheelhouse/a-2-py3-none-any.whl"], tmp_path / "new.tar")
+    (src / "wheelhouse" / "a-2-py3-none-any.whl").write_bytes(b"X" * 10)
+    broken = bundle(src, ["requirements.txt", "wheelhouse/a-2-py3-none-any.whl"], tmp_path / "broken.tar")
+    with pytest.raises(ValueError, match="arrived with sha256"):
+        apply(str(dest), new, broken)
+    assert (dest / "requirements.txt").read_text() == "a==1\n"
+    assert not (dest / "wheelhouse" / "a-2-py3-none-any.whl").exists()
+    leftovers = [name for _, _, names in os.walk(dest) for name in names if name.startswith(".push-")]
+    assert leftovers == []
+    assert apply(str(dest), new, archive) == ["wheelhouse/a-2-py3-none-any.whl", "requirements.txt"]
+
+
+def test_a_staged_push_changes_nothing_until_it_lands(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    staged = stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    assert os.path.dirname(staged) == str(dest / ".incoming")
+    assert sorted(os.listdir(dest)) == [".incoming"]
+    assert plan(str(dest), files) == sorted(files)
+    assert land(staged) == ["bin/uv", "wheelhouse/a-1-py3-none-any.whl", "requirements.txt"]
+    assert plan(str(dest), files) == [] and os.listdir(dest / ".incoming") == []
+    with pytest.raises(Exception, match="cannot be opened"):
+        land(staged)
+
+
+def test_stale_staged_pushes_go_when_another_lands(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    old = stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    young = stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    os.utime(old, (0, 0))
+    land(stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar")))
+    assert not os.path.exists(old) and os.path.isdir(young)
+
+
+def test_landing_refuses_what_is_not_a_staged_push(tmp_path):
+    with pytest.raises(Exception, match="is not a staged push"):
+        land(str(tmp_path / "somewhere"))
+    with pytest.raises(ValueError, match="staged pushes wait"):
+        plan(str(tmp_path), {".incoming/x": {"sha256": "0", "size": 1, "mode": 0o644}})
+
+
+def test_unknown_sizes_or_hashes_count_as_to_send(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = make_tree(src)
+    apply(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    files["bin/uv"] = dict(files["bin/uv"], sha256=None, size=None)
+    assert plan(str(dest), files) == ["bin/uv"]
