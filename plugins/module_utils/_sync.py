@@ -50,10 +50,18 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
     NOOP_RESULT,
     RELEASE_META,
     STATE_FORMAT,
+    UNREPORTED,
     environment_fingerprint,
     noop_key,
     sha256_file,
     store_paths,
+)
+from ansible_collections.airgap.uv.plugins.module_utils._sync_inputs import InputsError, land_staged, require_manifest
+from ansible_collections.airgap.uv.plugins.module_utils._sync_report import (
+    earlier_message,
+    is_record,
+    new_record,
+    report,
 )
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -1029,6 +1037,11 @@ class SyncParams:
         self.mode: t.Optional[int] = None  # parsed by SyncRunner._validate (errors become task failures)
         pending = params.get("pending")
         self.pending: t.Optional[t.Mapping[str, t.Any]] = pending if pending else None
+        # The push's staged set to land first, and the manifest this run pushed (_sync_inputs).
+        self.incoming: t.Optional[str] = params.get("incoming") or None
+        self.manifest_sha256: t.Optional[str] = params.get("manifest_sha256") or None
+        self.prune_wheelhouse: bool = params.get("prune_wheelhouse") is not False
+        self.acknowledge: t.Optional[str] = params.get("acknowledge") or None
 
 
 _SYNC_HINT = (
@@ -1078,6 +1091,10 @@ class SyncRunner:
         # Packages installed editable from their shipped sdist: name -> Requirement (sha256 of the sdist)
         self.editables: t.Dict[str, Requirement] = {}
         self.editable_files: t.Dict[str, str] = {}  # name -> the sdist's file name in the wheelhouse
+        self.landed: t.List[str] = []  # what this run put in place from the push's staged set
+        self.manifest_document: t.Optional[t.Dict[str, t.Any]] = None
+        self.project: t.Optional[t.Dict[str, t.Any]] = None  # {"name", "version"} from the manifest
+        self.pruned_files: t.Tuple[t.List[str], int] = ([], 0)
 
     def fingerprint(self, prefix: str) -> t.List[t.List[t.Any]]:
         if prefix not in self._fingerprints:
@@ -1109,20 +1126,74 @@ class SyncRunner:
 
     def _run(self) -> t.Dict[str, t.Any]:
         self._validate()
-        if self.p.state == "rollback":
-            with self._lock():
-                self.state = StateFile.load(self.store.state_path)
-                return self._changer().rollback()
-        reqs = read_requirements(t.cast(str, self.p.requirements))
         with self._lock():
             self.state = StateFile.load(self.store.state_path)
-            if not self.check_mode:
-                self.prepare_cache()
+            if self.p.acknowledge:
+                return self._acknowledge(self.p.acknowledge)
+            earlier = self.state.data.get(UNREPORTED)
+            if is_record(earlier):
+                self.warn(earlier_message(earlier))
+            if self.p.state == "rollback":
+                result = self._changer().rollback()
+            else:
+                result = self._present_locked()
+            return report(result, earlier, self.state.data.get(UNREPORTED), self.check_mode)
+
+    def _present_locked(self) -> t.Dict[str, t.Any]:
+        """state=present under the lock: land this run's staged push, check it is in place, sync."""
+        p = self.p
+        if p.incoming and not self.check_mode:
             try:
-                return self._present(reqs)
-            finally:
-                if not self.check_mode:
-                    self.state.save()
+                self.landed = land_staged(p.incoming)
+            except InputsError as exc:
+                raise SyncError(str(exc))
+            self._validate_inputs()
+        if p.manifest_sha256 and p.pending is None:
+            try:
+                require_manifest(p.manifest, p.manifest_sha256, self.in_service())
+            except InputsError as exc:
+                raise SyncError(str(exc))
+        reqs = read_requirements(t.cast(str, p.requirements))
+        if not self.check_mode:
+            self.prepare_cache()
+        try:
+            return self._present(reqs)
+        finally:
+            if not self.check_mode:
+                self.state.save()
+
+    def _acknowledge(self, switch_id: str) -> t.Dict[str, t.Any]:
+        """The controller has the result that reported switch SWITCH_ID: forget the record."""
+        record = self.state.data.get(UNREPORTED)
+        done = isinstance(record, dict) and record.get("id") == switch_id
+        if done and not self.check_mode:
+            del self.state.data[UNREPORTED]
+            self.state.dirty = True
+            self.state.save()
+        return {"changed": False, "venv": self.p.venv, "acknowledged": done}
+
+    def in_service(self) -> str:
+        """The release in service and its project's version, for messages."""
+        current = self.store.inspect().current
+        if current is None:
+            return "no release"
+        version = self.project_version(current)
+        return "%s%s" % (current.path, " (version %s)" % version if version else "")
+
+    def project_version(self, release: t.Optional[Release]) -> t.Optional[str]:
+        """The version of the deployed project in RELEASE, when the manifest or RELEASE names it."""
+        if release is None:
+            return None
+        project = (release.meta or {}).get("project") or self.project
+        if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+            return None
+        return release.packages.get(canonical_name(project["name"]))
+
+    def note_switch(self, release: Release, previous: t.Optional[Release]) -> None:
+        """Record at once that RELEASE went into service, until the controller acknowledges it."""
+        self.state.set(UNREPORTED, new_record(release.path, self.project_version(release),
+                                              previous.path if previous is not None else None))
+        self.state.save()
 
     # -- validation -------------------------------------------------------
 
@@ -1142,8 +1213,10 @@ class SyncRunner:
                 "drop refresh or use network=online/fallback"
             )
         p.mode = parse_mode(p.mode_input)
-        if p.state == "present":
-            self._validate_inputs()
+        if p.acknowledge:
+            return
+        if p.state == "present" and not (p.incoming and not self.check_mode):
+            self._validate_inputs()  # else once the staged push is in place
         uid, gid = self.ids
         if p.owner or p.group:
             if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or (gid != -1 and gid not in os.getgroups() and gid != os.getegid())):
@@ -1410,6 +1483,9 @@ class SyncRunner:
         if p.manifest:
             verifier = ManifestVerifier(p.manifest, t.cast(str, p.wheelhouse), self.state)
             verifier.verify()
+            self.manifest_document = verifier.document
+            project = verifier.document.get("project")
+            self.project = project if isinstance(project, dict) else None
             self._check_manifest_uv(verifier)
             self.set_editables(verifier.document.get("editable") or [], "manifest %s" % p.manifest)
         reqs = {**reqs, **self.editables}
@@ -1548,6 +1624,7 @@ class SyncRunner:
             "changed": changed,
             "venv": self.p.venv,
             "release": release.path if release is not None else None,
+            "version": self.project_version(release),
             "previous_release": previous.path if previous is not None else None,
             "packages": format_packages(after),
             "network_used": network_used or None,
@@ -1555,6 +1632,8 @@ class SyncRunner:
             "uv_version": self.uv.info(self.state).version if self.p.state == "present" and self.uv_usable else None,
             "reason": reason,
             "pruned_releases": pruned or [],
+            "pruned_files": self.pruned_files[0],
+            "pruned_bytes": self.pruned_files[1],
         }
         result.update(diff.as_dict())
         if self.diff_mode:

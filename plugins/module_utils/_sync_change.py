@@ -28,6 +28,7 @@ import time
 import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import chmod_dir, chown_tree, write_file
+from ansible_collections.airgap.uv.plugins.module_utils._sync_inputs import prune_wheelhouse, wheelhouse_files
 from ansible_collections.airgap.uv.plugins.module_utils._sync import (
     PackageDiff,
     Plan,
@@ -353,6 +354,7 @@ class ReleaseChanger:
         build_mode = "offline" if p.network == "fallback" and plan.network_used == "offline" else None
         release, network_used, installed = self.build(reqs, current, build_mode)
         removed_releases = self.store.cleanup(p.keep_releases, [release, current])
+        self.prune_wheelhouse()
         return runner.result(
             True, plan.before, installed, plan.reinstalled, release, current, network_used,
             "; ".join(reasons), pruned=removed_releases,
@@ -413,9 +415,12 @@ class ReleaseChanger:
                 "requirements": p.requirements,
                 "packages": {n: {"version": r.version, "hashes": sorted(r.hashes)} for n, r in sorted(reqs.items())},
                 "previous": current.id if current is not None else None,
+                "project": self.runner.project,
+                # What a redeploy of this release's set needs in the wheelhouse (kept when pruning).
+                "wheelhouse_files": wheelhouse_files(self.runner.manifest_document),
             }, uid, gid)
             _fsync_dir(self.store.releases_dir, strict=True)
-            self.writer.activate(release)
+            self.activate(release, current)
         except BaseException:
             shutil.rmtree(release.path, ignore_errors=True)
             raise
@@ -522,10 +527,26 @@ class ReleaseChanger:
             st = os.lstat(release.meta_path)
             uid, gid = (st.st_uid, st.st_gid) if os.geteuid() == 0 else (-1, -1)
             self.writer.write_meta(release, dict(release.meta or {}, previous=current.id), uid, gid)
-        self.writer.activate(release)
+        self.activate(release, current)
         removed_releases = self.store.cleanup(self.p.keep_releases, [release, current])
+        self.prune_wheelhouse()
         return runner.result(True, plan.before, after, plan.reinstalled, release, current, plan.network_used,
                              "; ".join(reasons), pruned=removed_releases)
+
+    def activate(self, release: Release, current: t.Optional[Release]) -> None:
+        """Put RELEASE in service and record it until the controller has the result (_sync_report)."""
+        self.writer.activate(release)
+        self.runner.note_switch(release, current)
+
+    def prune_wheelhouse(self) -> None:
+        """After a switch: remove the wheelhouse files neither the set in place nor a kept release names."""
+        p, runner = self.p, self.runner
+        in_place = wheelhouse_files(runner.manifest_document)
+        if not p.prune_wheelhouse or in_place is None or not p.wheelhouse:
+            return  # without a manifest the set in place is not known
+        kept = [(r.meta or {}) for r in self.store.releases()]
+        needed = [[] if meta.get("adopted") else meta.get("wheelhouse_files") for meta in kept]
+        runner.pruned_files = prune_wheelhouse(p.wheelhouse, needed, in_place)
 
     # -- ownership ----------------------------------------------------------
 
@@ -552,7 +573,7 @@ class ReleaseChanger:
             )
         if not self.check_mode:
             self.store.require_writable(os.path.dirname(self.store.venv))
-            self.writer.activate(target)
+            self.activate(target, current)
         return self.runner.result(
             True, current.packages, target.packages, set(), current if self.check_mode else target,
             target if self.check_mode else current, "", "rollback from %s to %s" % (current.id, target.id),

@@ -35,6 +35,7 @@ RELEASE_META = "airgap-uv-release.json"
 STATE_FORMAT = 1
 # Part of every digest: bump it when what a no-op run returns changes shape.
 REPLAY_FORMAT = 1
+UNREPORTED = "unreported_switch"  # _sync_report's record, read here without importing it
 NOOP_RESULT = "noop_result"
 
 
@@ -121,7 +122,8 @@ def noop_key(params: t.Mapping[str, t.Any], diff: bool, interpreter: t.Optional[
     a prefix's environment_fingerprint (the runner passes the one it already took).
     """
     if (params.get("state") or "present") != "present" or (params.get("network") or "offline") != "offline" \
-            or params.get("pending") is not None or not params.get("venv"):
+            or params.get("pending") is not None or not params.get("venv") \
+            or params.get("incoming") or params.get("acknowledge"):
         return None
     paths = store_paths(str(params["venv"]), params.get("releases_dir"))
     try:
@@ -184,7 +186,9 @@ def replay_noop(params: t.Mapping[str, t.Any], diff: bool) -> t.Optional[t.Dict[
                 state = json.load(handle)
         except (OSError, ValueError):
             return None
-        record = state.get(NOOP_RESULT) if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get(UNREPORTED):
+            return None  # a switch no run reported yet: the full run reports it
+        record = state.get(NOOP_RESULT)
         if not isinstance(record, dict) or not isinstance(record.get("result"), dict):
             return None
         key = noop_key(params, diff)

@@ -18,7 +18,7 @@ description:
     missing or differ; only those travel, bundled into one archive, and each lands by an atomic
     rename, so a reader never sees a half-written file.
   - Files on the host that are not in O(src) are left alone.
-  - The files land as a set. Every file is written and checked first, then renamed into place: files
+  - The files land as a set. Every file is written and checked first, then renamed into place, files
     in subdirectories (wheels, uv) first, then the top-level files, C(manifest.json) last. A push that
     fails half way, for example on a full disk, replaces nothing.
   - Made for the per-host directories of M(airgap.uv.wheelhouse), where C(ansible.builtin.copy) would

@@ -238,6 +238,36 @@ options:
       - Seconds to wait for another run on the same O(venv) to finish before failing.
     type: int
     default: 600
+  incoming:
+    description:
+      - A push staged by M(airgap.uv.push) with O(airgap.uv.push#module:stage=true) (its RV(airgap.uv.push#module:staged)
+        path, C(ROOT/.incoming/ID)). It is put in place under this environment's lock before anything
+        else, files first and the install files and manifest last, so the push and the sync of one
+        deployment are one step for any other run on the same O(venv).
+      - Ignored in check mode (the push stages nothing then).
+    type: path
+  manifest_sha256:
+    description:
+      - The sha256 of the C(manifest.json) this deployment pushed (RV(airgap.uv.push#module:manifest_sha256)).
+        When O(manifest) has another one under the lock, another deployment replaced the files after
+        this run's push, and the run fails without changing anything, naming the release in service,
+        instead of syncing (and reporting) the other deployment's set.
+      - Not checked in check mode with O(pending).
+    type: str
+  prune_wheelhouse:
+    description:
+      - After a run that puts a release in service, remove the files of O(wheelhouse) that neither
+        O(manifest) nor any kept release (see O(keep_releases)) was built from, so the host does not
+        keep every version ever shipped. Removed files are listed in RV(pruned_files).
+      - Needs O(manifest). Nothing is removed while a kept release predates this record (made by an
+        older version of this module) or when the module runs without a manifest.
+    type: bool
+    default: true
+  acknowledge:
+    description:
+      - Internal, set by the action plugin; do not set it. The RV(switch_id) of a result the controller
+        received.
+    type: str
   pending:
     description:
       - Only used in check mode, where a preceding copy of a new install file and wheelhouse did not
@@ -264,6 +294,10 @@ options:
         elements: dict
         default: []
 notes:
+  - Every switch is recorded on the host until the controller has received the result that reports it
+    (the action plugin acknowledges it with a second, short module call after a run that switched).
+    When a run that switched never reported, for example because C(ansible-playbook) was killed during
+    the sync, the next run reports it in RV(unreported_switch), with C(changed) so that handlers run.
   - No-op runs are fast; a change links files from the warm cache into a fresh directory.
   - An offline O(state=present) run that changed nothing, warned of nothing and pruned nothing is
     recorded in the state file with a digest of everything such a run looks at (the options, uv,
@@ -378,6 +412,36 @@ release:
   returned: success
   type: str
   sample: /srv/myapp/.venv.releases/20250101T120000.123456Z-a1b2c3
+version:
+  description:
+    - The version of the deployed project in RV(release), the release in service at the end (in check
+      mode, the one that would be), when the manifest names the project; else V(null).
+  returned: success
+  type: str
+  sample: 1.4.0
+unreported_switch:
+  description:
+    - A switch made by an earlier run whose result never reached the controller; this run reports it
+      and is changed.
+  returned: when there was one
+  type: dict
+  sample: {"release": "/srv/myapp/.venv.releases/20250101T120000.123456Z-a1b2c3", "version": "1.4.0",
+           "previous_release": null, "at": "2025-01-01T12:00:01Z"}
+pruned_files:
+  description: Wheelhouse files removed after the switch (see O(prune_wheelhouse)).
+  returned: success
+  type: list
+  elements: str
+  sample: [numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl]
+pruned_bytes:
+  description: Their total size.
+  returned: success
+  type: int
+  sample: 15700000
+switch_id:
+  description: Internal. The record of the switch this result reports, acknowledged by the action plugin.
+  returned: when the result reports a switch, outside check mode
+  type: str
 previous_release:
   description: The release that was in service before RV(release) (the rollback target), if it still exists.
   returned: success
@@ -479,6 +543,10 @@ ARGUMENT_SPEC = dict(
     keep_releases=dict(type="int", default=2),
     check_command=dict(type="list", elements="str"),
     lock_timeout=dict(type="int", default=600),
+    incoming=dict(type="path"),
+    manifest_sha256=dict(type="str"),
+    prune_wheelhouse=dict(type="bool", default=True),
+    acknowledge=dict(type="str"),
     pending=dict(type="dict", options=dict(
         requirements=dict(type="str", required=True),
         wheels=dict(type="list", elements="str", required=True),
@@ -517,7 +585,7 @@ def main() -> None:
 def finish(module: AnsibleModule, result: dict) -> None:
     """Exit with RESULT, after the check command (not in check mode) when one is given."""
     argv = module.params["check_command"]
-    if argv and not module.check_mode and module.params["state"] == "present":
+    if argv and not module.check_mode and module.params["state"] == "present" and not module.params["acknowledge"]:
         # Imported here: a recorded no-op without a check command compiles nothing more.
         from ansible_collections.airgap.uv.plugins.module_utils._check_command import (
             check_failure_message,

@@ -30,6 +30,20 @@ REQ1 = {"attrs": "23.2.0", "idna": "3.7", "markupsafe": "2.1.5", "six": "1.16.0"
 REQ2 = {"attrs": "23.2.0", "idna": "3.7", "pyyaml": "6.0.1", "six": "1.17.0"}
 
 
+@pytest.fixture(autouse=True)
+def controller_acknowledges(monkeypatch):
+    """Runs here report to the controller: acknowledge each switch as the action plugin does."""
+    original = S.SyncRunner.run
+
+    def run(self):
+        result = original(self)
+        if result.get("switch_id"):
+            original(S.SyncRunner(dict(self.params, acknowledge=result["switch_id"])))
+        return result
+
+    monkeypatch.setattr(S.SyncRunner, "run", run)
+
+
 def fixture(version: str, case: str) -> dict:
     with open(FIXTURES / version / (case + ".json"), encoding="utf-8") as f:
         return json.load(f)
@@ -872,6 +886,8 @@ import json, sys
 from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
 params, check_mode = json.loads(sys.argv[1]), sys.argv[2] == "check"
 result = SyncRunner(params, check_mode=check_mode).run()
+if result.get("switch_id"):  # as the action plugin does
+    SyncRunner(dict(params, acknowledge=result["switch_id"])).run()
 print(json.dumps([result["changed"], "ansible_collections.airgap.uv.plugins.module_utils._sync_change" in sys.modules]))
 """
 

@@ -129,7 +129,7 @@ def test_a_push_that_fails_half_way_replaces_nothing(tmp_path):
         apply(str(dest), new, broken)
     assert (dest / "requirements.txt").read_text() == "a==1\n"
     assert not (dest / "wheelhouse" / "a-2-py3-none-any.whl").exists()
-    leftovers = [name for _, _, names in os.walk(dest) for name in names if name.startswith(".push-")]
+    leftovers = [name for walked in os.walk(dest) for name in walked[2] if name.startswith(".push-")]
     assert leftovers == []
     assert apply(str(dest), new, archive) == ["wheelhouse/a-2-py3-none-any.whl", "requirements.txt"]
 

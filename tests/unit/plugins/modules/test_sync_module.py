@@ -27,6 +27,7 @@ import stat
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -197,15 +198,17 @@ class Bundle:
     def use_myproj(self, variant: str) -> None:
         shutil.copy2(self.wheels / ("myproj-" + variant) / "myproj-0.1.0-py3-none-any.whl", self.wheelhouse)
 
-    def write(self, pins: dict) -> None:
-        lines = []
+    def write(self, pins: dict, only_pinned: bool = False) -> None:
+        """The install file for PINS and a manifest of the wheelhouse (ONLY_PINNED: of PINS' wheels)."""
+        lines, pinned = [], set()
         for name, version in sorted(pins.items()):
             whl = _wheel_for(self.wheelhouse, name, version)
+            pinned.add(whl)
             lines.append("%s==%s --hash=sha256:%s" % (name, version, hashlib.sha256(whl.read_bytes()).hexdigest()))
         self.requirements.write_text("\n".join(lines) + "\n")
         files = [
             {"filename": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "size": p.stat().st_size}
-            for p in sorted(self.wheelhouse.glob("*.whl"))
+            for p in sorted(self.wheelhouse.glob("*.whl")) if not only_pinned or p in pinned
         ]
         self.manifest.write_text(json.dumps({"format": 1, "files": files, "uv_version": None, "project": {"name": "myproj", "version": "0.1.0"}}))
 
@@ -240,7 +243,15 @@ class Bundle:
         return {k: v for k, v in args.items() if v is not None}
 
     def run(self, check: bool = False, diff: bool = True, user: str = None, interpreter: str = None,
-            env: dict = None, net: bool = False, **kw) -> dict:
+            env: dict = None, net: bool = False, acknowledge: bool = True, **kw) -> dict:
+        """One module run; a switch it reports is acknowledged as the action plugin does."""
+        result = self._run_module(check, diff, user, interpreter, env, net, **kw)
+        if acknowledge and result.get("switch_id") and not check:
+            ok(self._run_module(False, False, user, interpreter, env, net, acknowledge=result["switch_id"], **kw))
+        return result
+
+    def _run_module(self, check: bool, diff: bool, user: str, interpreter: str, env: dict, net: bool,
+                    **kw) -> dict:
         args = self.args(**kw)
         args["_ansible_check_mode"] = check
         args["_ansible_diff"] = diff
@@ -627,7 +638,9 @@ def test_concurrent_runs_serialize(bundle):
         th.join()
     for r in results:
         ok(r)
-    assert sorted(r["changed"] for r in results) == [False, True]
+    # One run built the release; the other changed nothing, though it may have started before the
+    # first run's result was acknowledged and then reports that switch too (unreported_switch).
+    assert sorted(r["changed"] and "unreported_switch" not in r for r in results) == [False, True]
     assert len(bundle.releases()) == 1
 
 
@@ -904,3 +917,105 @@ def test_root_refuses_linked_bundle_files(bundle, which):
     os.symlink(real, path)
     refused = bundle.run()
     assert refused["failed"] and "%s (" % path in refused["msg"] and "is a symlink" in refused["msg"], refused["msg"]
+
+
+# ---------------------------------------------------------------------------
+# what a run reports: the release in service, its version, switches nobody reported
+# ---------------------------------------------------------------------------
+
+
+def with_manifest(bundle):
+    """Runs as the role makes them: with the bundle's manifest."""
+    return lambda **kw: bundle.run(manifest=str(bundle.manifest), **kw)
+
+
+def test_every_result_names_the_release_in_service_and_the_project_version(bundle):
+    first = ok(with_manifest(bundle)())
+    assert first["release"] == bundle.current() and first["version"] == "0.1.0"
+    again = ok(with_manifest(bundle)())
+    assert again["changed"] is False and again["release"] == first["release"] and again["version"] == "0.1.0"
+    assert ok(with_manifest(bundle)(check=True))["version"] == "0.1.0"
+
+
+def test_a_switch_no_run_reported_is_reported_by_the_next_run(bundle):
+    # The controller never got the first result (ansible-playbook killed): no acknowledgement.
+    first = ok(with_manifest(bundle)(acknowledge=False))
+    assert first["changed"] and first["switch_id"]
+    predicted = ok(with_manifest(bundle)(check=True))
+    assert predicted["changed"] and predicted["unreported_switch"]["release"] == first["release"]
+    second = ok(with_manifest(bundle)())
+    assert second["changed"] is True and second["release"] == first["release"]
+    assert second["unreported_switch"]["release"] == first["release"]
+    assert second["unreported_switch"]["version"] == "0.1.0"
+    assert "had not reported it" in json.dumps(second.get("warnings")), second  # structure differs by ansible-core
+    # Reported (and acknowledged) once: the next run is a plain no-op again, answered from its record.
+    third = ok(with_manifest(bundle)())
+    assert third["changed"] is False and "unreported_switch" not in third
+    assert ok(with_manifest(bundle)())["changed"] is False
+
+
+def _stage_new_set(bundle, pins):
+    """What airgap.uv.push with stage=true leaves on the host: the new install files, staged."""
+    from ansible_collections.airgap.uv.plugins.action.push import describe_tree
+    from ansible_collections.airgap.uv.plugins.module_utils._push_files import stage
+
+    src = Path(tempfile.mkdtemp(prefix="src-", dir=str(bundle.root.parent)))
+    saved = {name: (bundle.root / name).read_bytes() for name in ("requirements.txt", "manifest.json")}
+    bundle.write(pins, only_pinned=True)
+    for name in saved:
+        shutil.copy2(bundle.root / name, src / name)
+        (bundle.root / name).write_bytes(saved[name])
+    files = describe_tree(str(src))
+    archive = src / "push.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in files:
+            tar.add(str(src / name), arcname=name)
+    staged = stage(str(bundle.root), files, str(archive))
+    shutil.rmtree(src)
+    return staged, files["manifest.json"]["sha256"]
+
+
+def test_a_staged_push_lands_under_the_lock_and_is_what_the_run_syncs(bundle):
+    ok(with_manifest(bundle)())
+    staged, manifest_sha256 = _stage_new_set(bundle, REQ_B)
+    assert "pyyaml" not in bundle.requirements.read_text()  # nothing in place before the sync
+    result = ok(with_manifest(bundle)(incoming=staged, manifest_sha256=manifest_sha256))
+    assert {"name": "six", "from": "1.16.0", "to": "1.17.0"} in result["upgraded"]
+    assert "pyyaml" in bundle.requirements.read_text() and not os.path.exists(staged)
+
+
+def test_a_run_whose_set_was_replaced_by_another_changes_nothing_and_says_so(bundle):
+    first = ok(with_manifest(bundle)())
+    mine = hashlib.sha256(bundle.manifest.read_bytes()).hexdigest()
+    bundle.write(REQ_A, only_pinned=True)
+    mine = hashlib.sha256(bundle.manifest.read_bytes()).hexdigest()
+    staged, theirs = _stage_new_set(bundle, REQ_B)
+    ok(with_manifest(bundle)(incoming=staged, manifest_sha256=theirs, prune_wheelhouse=False))  # the other one
+    refused = with_manifest(bundle)(manifest_sha256=mine)
+    assert refused["failed"] and "not the ones this run pushed" in refused["msg"]
+    assert "This run changed nothing" in refused["msg"] and bundle.current() in refused["msg"]
+    assert bundle.current() != first["release"]
+
+
+def test_the_wheelhouse_keeps_only_what_kept_releases_were_built_from(bundle):
+    def push(pins):  # as airgap.uv.push would: the wheels of the new set, then its install files
+        for wheel in bundle.wheels.glob("*.whl"):
+            if not (bundle.wheelhouse / wheel.name).exists():
+                shutil.copy2(wheel, bundle.wheelhouse / wheel.name)
+        bundle.write(pins, only_pinned=True)
+
+    push(REQ_A)
+    first = ok(with_manifest(bundle)())        # release 1: REQ_A; what no set names goes
+    assert sorted(name.split("-")[0] for name in first["pruned_files"]) == ["PyYAML", "six"]
+    push(REQ_B)
+    assert ok(with_manifest(bundle)())["pruned_files"] == []  # release 1 is kept: so are its wheels
+    markupsafe = _wheel_for(bundle.wheelhouse, "markupsafe", "3.0.2")
+    size = markupsafe.stat().st_size
+    push(REQ_C)
+    result = ok(with_manifest(bundle)())                 # release 3: release 1 goes, and with it markupsafe
+    assert len(result["pruned_releases"]) == 1
+    assert result["pruned_files"] == [markupsafe.name] and result["pruned_bytes"] == size
+    assert not markupsafe.exists() and _wheel_for(bundle.wheelhouse, "pyyaml", "6.0.2").exists()
+    # A rollback to release 2 needs nothing from the wheelhouse; a redeploy of REQ_B would send nothing.
+    assert ok(with_manifest(bundle)(state="rollback"))["changed"]
+    assert ok(with_manifest(bundle)(prune_wheelhouse=False))["pruned_files"] == []
