@@ -479,6 +479,11 @@ class Uv:
         return self._info
 
 
+_DISK_FULL = re.compile(r"No space left on device|os error 28|Disk quota exceeded|os error 122")
+DISK_FULL_HINT = ("The host ran out of disk space (or quota): free space on the file systems of the releases "
+                  "directory and the uv cache (df -h), then run again. The release in service is unchanged.")
+
+
 def uv_failure(what: str, res: CommandResult, hint: str = "") -> SyncError:
     tail = stderr_tail(res.stderr)
     if res.rc < 0:
@@ -488,7 +493,9 @@ def uv_failure(what: str, res: CommandResult, hint: str = "") -> SyncError:
     msg = "%s %s" % (what, cause)
     if tail:
         msg += ":\n" + tail
-    if hint and res.rc >= 0:  # a signal is not a wheelhouse problem
+    if _DISK_FULL.search(res.stderr):
+        msg += "\n" + DISK_FULL_HINT
+    elif hint and res.rc >= 0:  # a signal is not a wheelhouse problem
         msg += "\n" + hint
     return SyncError(msg, cmd=res.argv, rc=res.rc, stdout=res.stdout[-4000:], stderr=res.stderr[-8000:])
 
@@ -1554,16 +1561,19 @@ class SyncRunner:
     def _not_managed_message(self, view: VenvView) -> str:
         if view.kind == "directory":
             return (
-                "%s is a real directory, not a release symlink managed by this module; refusing to touch it. "
-                "Set adopt=true to move it into %s (it becomes the previous release), or remove it."
+                "%s is a real directory, not a release symlink managed by airgap.uv; refusing to touch it. "
+                "Move it away or remove it, or deploy elsewhere (role variable uv_deploy_venv). Called directly, "
+                "airgap.uv.sync can also adopt it (adopt=true moves it into %s as the previous release)."
                 % (self.p.venv, self.store.releases_dir)
             )
         if view.target is not None:
             return (
-                "%s is a symlink to %s, outside the releases directory %s; refusing to replace it. "
-                "Remove it or point releases_dir at the directory holding its releases." % (self.p.venv, view.target, self.store.releases_dir)
+                "%s is a symlink to %s, outside the releases directory %s, so airgap.uv did not make it; refusing "
+                "to replace it. Remove the link, or deploy elsewhere (role variable uv_deploy_venv; module option "
+                "venv)." % (self.p.venv, view.target, self.store.releases_dir)
             )
-        return "%s exists and is not a directory or symlink; remove it or choose another venv path" % self.p.venv
+        return ("%s exists and is not a directory or symlink; remove it, or deploy elsewhere (role variable "
+                "uv_deploy_venv; module option venv)" % self.p.venv)
 
     @staticmethod
     def _content_changed(meta: t.Mapping[str, t.Any], reqs: t.Mapping[str, Requirement]) -> t.Set[str]:

@@ -514,6 +514,8 @@ stderr:
   type: str
 """
 
+import errno
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
@@ -566,7 +568,7 @@ def main() -> None:
     replayed = replay_noop(module.params, module._diff)
     if replayed is not None:
         finish(module, replayed)
-    from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncError, SyncRunner
+    from ansible_collections.airgap.uv.plugins.module_utils._sync import DISK_FULL_HINT, SyncError, SyncRunner
 
     runner = SyncRunner(
         module.params,
@@ -579,6 +581,10 @@ def main() -> None:
         result = runner.run()
     except SyncError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        module.fail_json(msg="%s. %s" % (exc, DISK_FULL_HINT))
     finish(module, result)
 
 

@@ -1019,3 +1019,18 @@ def test_the_wheelhouse_keeps_only_what_kept_releases_were_built_from(bundle):
     # A rollback to release 2 needs nothing from the wheelhouse; a redeploy of REQ_B would send nothing.
     assert ok(with_manifest(bundle)(state="rollback"))["changed"]
     assert ok(with_manifest(bundle)(prune_wheelhouse=False))["pruned_files"] == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mounts a small tmpfs")
+def test_a_full_disk_is_reported_as_a_full_disk(bundle, tmp_path):
+    ok(bundle.run())
+    small = bundle.root / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0755", "tmpfs", str(small)], check=True)
+    try:
+        failed = bundle.run(venv=str(small / "venv"))
+        assert failed["failed"] and "ran out of disk space" in failed["msg"], failed
+        assert "same bundle" not in failed["msg"], failed["msg"]
+        assert not (small / "venv").exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
