@@ -23,7 +23,7 @@ ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),
     dest=dict(type="path", required=True),
     stage=dict(type="bool", default=False),
-    pending=dict(type="dict"),
+    expected=dict(type="dict"),
 )
 
 
@@ -53,12 +53,20 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         src = os.path.expanduser(args["src"])
-        if self._task.check_mode and args["pending"]:
+        expected = _expected_files(args["expected"]) if args["expected"] else None
+        if self._task.check_mode and expected is not None:
             # The wheelhouse task wrote nothing in check mode, so SRC is still the last build (or
             # missing): compare the host with what SRC will hold instead.
-            files = _pending_files(args["pending"])
+            files = expected
         else:
             files = self._controller_files(src)
+            if expected is not None and _content(files) != _content(expected):
+                raise AnsibleActionFail(
+                    "airgap.uv.push sent nothing: the controller's directory %s is no longer what this run's wheelhouse "
+                    "task built (%s). Another run rebuilt it since, for another uv.lock or other hosts: give each "
+                    "concurrent deployment its own wheelhouse directory (uv_deploy_wheelhouse_dir), and run again."
+                    % (src, ", ".join(sorted(set(files).symmetric_difference(expected))
+                                      or [n for n in sorted(files) if files[n] != expected[n]])))
         answer = self._execute_module(module_name="airgap.uv.push",
                                       module_args=dict(src=src, dest=args["dest"], files=files),
                                       task_vars=task_vars)
@@ -117,12 +125,16 @@ class ActionModule(ActionBase):
         return files
 
 
-def _pending_files(pending: dict) -> dict:
-    """The PENDING description (airgap.uv.wheelhouse in check mode), checked enough to compare with."""
+def _content(files: dict) -> dict:
+    return {name: (meta["sha256"], meta["mode"]) for name, meta in files.items()}
+
+
+def _expected_files(expected: dict) -> dict:
+    """The EXPECTED description (hosts.<host>.files of airgap.uv.wheelhouse), checked enough to use."""
     files = {}
-    for name, meta in pending.items():
+    for name, meta in expected.items():
         if not isinstance(meta, dict) or not isinstance(meta.get("mode"), int):
-            raise AnsibleActionFail("pending[%r] is not a file description with sha256, size and mode; pass "
-                                    "hosts[<host>].files of airgap.uv.wheelhouse run in check mode." % name)
+            raise AnsibleActionFail("expected[%r] is not a file description with sha256, size and mode; pass "
+                                    "hosts[<host>].files of airgap.uv.wheelhouse." % name)
         files[name] = {"sha256": meta.get("sha256"), "size": meta.get("size"), "mode": meta["mode"]}
     return files

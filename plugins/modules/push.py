@@ -44,13 +44,15 @@ options:
         next sync that lands one.
     type: bool
     default: false
-  pending:
+  expected:
     description:
-      - In check mode, the files O(src) will hold once the wheelhouse is built, as
-        M(airgap.uv.wheelhouse) returns them in check mode (C(hosts.<host>.files)). The push then
-        reports what the real run would send instead of comparing the directory as it is now.
-        A file whose sha256 or size is not known yet counts as one to send.
-      - Ignored outside check mode.
+      - The files O(src) holds, as M(airgap.uv.wheelhouse) returned them (C(hosts.<host>.files)).
+      - In check mode, where the wheelhouse task wrote nothing, the push compares the host with these
+        instead of the directory as it is now, and so reports what the real run would send. A file
+        whose sha256 or size is not known yet counts as one to send.
+      - Outside check mode, O(src) must hold exactly these files, else the push fails and sends
+        nothing. Another run that rebuilt the directory in between (another C(uv.lock), other hosts)
+        would otherwise have this run send its files.
     type: dict
   files:
     description:
@@ -120,7 +122,7 @@ staged:
 manifest_sha256:
   description:
     - The sha256 of O(src)'s C(manifest.json), for O(airgap.uv.sync#module:manifest_sha256). In check
-      mode with O(pending), the one it will have.
+      mode with O(expected), the one it will have.
   returned: when O(src) holds a manifest.json
   type: str
 """
@@ -142,7 +144,7 @@ def main() -> None:
             src=dict(type="path", required=True),
             dest=dict(type="path", required=True),
             stage=dict(type="bool", default=False),
-            pending=dict(type="dict"),
+            expected=dict(type="dict"),
             files=dict(type="dict"),
             archive=dict(type="path"),
         ),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ import subprocess
 import pytest
 
 from test_sync_faults import Fleet, _make_project, host_packages, lock_versions, release_state, sh
-from testbed_env import TESTBED
+from testbed_env import TESTBED, VENV_BIN, ansible_env
 
 HOSTS = {"check": "truth-1", "concurrent": "truth-2"}
 ROOT = "/opt/airgap-uv/hello-airgap"
@@ -105,12 +106,16 @@ def test_two_deployments_at_once_each_report_what_they_left_in_service(fleet):
     host = HOSTS["concurrent"]
     click = {name: lock_versions(fleet.projects[name])["click"] for name in ("a", "b")}
     assert click["a"] != click["b"]
-    first = fleet.deploy(host, fleet.projects["a"])
+    first = fleet.deploy(host, fleet.projects["a"], "-e", "uv_deploy_wheelhouse_dir=%s" % (fleet.tmp / "wheelhouse-a"))
     assert first.ok, first.tail()
     outcomes = []
     for attempt in range(3):
         order = ("b", "a") if attempt % 2 else ("a", "b")
-        waits = {name: fleet.start_deploy(host, fleet.projects[name]) for name in order}
+        # Each with its own controller wheelhouse, as the push's refusal advises (one shared directory
+        # rebuilt by both is refused on the controller: test_push_refuses_a_directory_rebuilt_since).
+        waits = {name: fleet.start_deploy(host, fleet.projects[name], "-e",
+                                          "uv_deploy_wheelhouse_dir=%s" % (fleet.tmp / ("wheelhouse-" + name)))
+                 for name in order}
         runs = {name: wait() for name, wait in waits.items()}
         in_service = release_state(host)[0]
         have = host_packages(host)
@@ -147,3 +152,22 @@ def test_a_run_killed_after_its_switch_is_reported_by_the_next_run(fleet):
     assert "had not reported it" in after.output
     again = fleet.deploy(host, fleet.projects["a"])
     assert again.ok and again.sync["changed"] is False and "unreported_switch" not in again.sync
+
+
+def test_push_refuses_a_directory_rebuilt_since(fleet, tmp_path):
+    """The controller's directory changed between this run's wheelhouse task and its push."""
+    from ansible_collections.airgap.uv.plugins.action.push import describe_tree
+
+    src = tmp_path / "target"
+    (src / "wheelhouse").mkdir(parents=True)
+    (src / "wheelhouse" / "a-1-py3-none-any.whl").write_bytes(b"a")
+    (src / "requirements.txt").write_text("a==1\n")
+    expected = describe_tree(str(src))
+    (src / "requirements.txt").write_text("b==2\n")  # another run's build
+    argv = [os.path.join(VENV_BIN, "ansible"), "-i", fleet.inventory, HOSTS["concurrent"], "-m", "airgap.uv.push",
+            "-a", json.dumps({"src": str(src), "dest": "/opt/refused", "expected": expected})]
+    proc = subprocess.run(argv, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          check=False)
+    assert proc.returncode != 0 and "is no longer what this run's wheelhouse task built" in proc.stdout, proc.stdout
+    assert "requirements.txt" in proc.stdout and "uv_deploy_wheelhouse_dir" in proc.stdout
+    assert sh(HOSTS["concurrent"], "ls /opt/refused 2>/dev/null || echo absent").strip() == "absent"
