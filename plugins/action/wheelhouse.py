@@ -47,6 +47,7 @@ ARGUMENT_SPEC = dict(
     retries=dict(type="int", default=3),
     timeout=dict(type="int", default=60),
     check_lock=dict(type="bool", default=True),
+    lock_check_python=dict(type="str"),
     prune=dict(type="bool", default=True),
     host_builds=dict(type="list", elements="str", default=[]),
     editable=dict(type="bool", default=False),
@@ -72,7 +73,8 @@ class ActionModule(ActionBase):
         options = dict(project=args["project"], dest=args["dest"], targets=args["targets"], selection=selection,
                        uv_version=args["uv_version"], workers=args["workers"], retries=args["retries"],
                        timeout=float(args["timeout"]), check_lock=args["check_lock"], prune=args["prune"],
-                       host_builds=tuple(args["host_builds"]), editable=args["editable"])
+                       host_builds=tuple(args["host_builds"]), editable=args["editable"],
+                       lock_check_python=args["lock_check_python"] or None)
         if args["cache_dir"]:
             options["cache_dir"] = args["cache_dir"]
         try:

@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider, strip_userinfo
+from ansible_collections.airgap.uv.plugins.module_utils._os_errors import disk_full_message, is_disk_full, with_path
 from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, file_sha256
 
 _CHUNK = 1024 * 1024
@@ -113,6 +114,12 @@ def write_atomically(path: str, fill: Callable[[t.BinaryIO], None], mode: int = 
             fill(out)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        named = with_path(exc, path)  # a full disk is then reported with its directory
+        if named is not None:
+            raise named from None
+        raise
     except BaseException:
         _unlink(tmp)
         raise
@@ -250,6 +257,15 @@ class ArtifactStore:
             raise DownloadError("%s: cancelled" % (request.label or request.filename))
 
     def _fetch(self, request: FileRequest) -> str:
+        try:
+            return self._fetch_once_or_retried(request)
+        except OSError as exc:
+            if is_disk_full(exc):
+                # One message for every file (the caller joins them without repeats).
+                raise DownloadError(disk_full_message(self.root, exc.strerror or "No space left on device")) from None
+            raise
+
+    def _fetch_once_or_retried(self, request: FileRequest) -> str:
         self._check_cancelled(request)
         if request.path:
             if not os.path.isfile(request.path):

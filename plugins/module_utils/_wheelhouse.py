@@ -22,6 +22,7 @@ run leaves the previous wheelhouse usable.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._build import (
     tree_digest,
     wheel_is_pure,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._closure import ClosureError, ClosureNotCached, ClosureResolver
+from ansible_collections.airgap.uv.plugins.module_utils._closure import ClosureError, ClosureResolver
 from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
 from ansible_collections.airgap.uv.plugins.module_utils._download import (
     ArtifactStore,
@@ -70,6 +71,13 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     load_lock,
     read_toml,
 )
+from ansible_collections.airgap.uv.plugins.module_utils._lock_check import (
+    LockCheckError,
+    check_lock,
+    marker_path,
+    python_args,
+)
+from ansible_collections.airgap.uv.plugins.module_utils._os_errors import describe as describe_os_error
 from ansible_collections.airgap.uv.plugins.module_utils._selection import (
     SelectionError,
     SelectionOptions,
@@ -84,6 +92,17 @@ from ansible_collections.airgap.uv.plugins.module_utils._tags import (
     target_tags,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
+from ansible_collections.airgap.uv.plugins.module_utils._target_files import (
+    FILE_MODE,
+    MANIFEST_FORMAT,
+    Binary,
+    TargetFiles,
+    TargetPlan,
+    build_constraints_text,
+    plan_target_files,
+    requirements_text,
+    tree_matches,
+)
 from ansible_collections.airgap.uv.plugins.module_utils._uv_env import (
     UvEnvironmentError,
     check_uv_environment,
@@ -92,7 +111,6 @@ from ansible_collections.airgap.uv.plugins.module_utils._uv_env import (
 from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     UvBinaryStream,
     UvError,
-    controller_python_args,
     extract_uv_binaries,
     lock_uv_release,
     run_uv,
@@ -101,7 +119,6 @@ from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
 from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, holds
 
 COLLECTION_VERSION = "0.1.0"
-MANIFEST_FORMAT = 1
 # Source-tree entries that never affect a built wheel; skipping them keeps the digest cheap.
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "dist", "build", ".tox", ".nox",
               ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}
@@ -109,28 +126,6 @@ _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "dist", "build", ".
 
 class WheelhouseError(Exception):
     """The wheelhouse cannot be built; the message names what and how to fix it."""
-
-
-@dataclass
-class TargetPlan:
-    target: Target
-    hosts: list[str]
-    # (package name, version, artifact filename, sha256)
-    entries: list[tuple[str, str, str, str]] = field(default_factory=list)
-    uv_wheel: Optional[Artifact] = None
-    built: int = 0
-    # Packages shipped as sdists for the host to build: how many, what their backends ask for, and
-    # the wheels pinned for the target that satisfy it (build-constraints.txt).
-    host_built: list[str] = field(default_factory=list)
-    build_requires: list[str] = field(default_factory=list)
-    build_entries: list[tuple[str, str, str, str]] = field(default_factory=list)
-    # Packages installed editable on the host from their shipped sdist (not in requirements.txt).
-    editable_entries: list[tuple[str, str, str, str]] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[tuple[str, str, str, str]]:
-        """Every file of the target's wheelhouse: what it installs and what its builds use."""
-        return self.entries + self.editable_entries + self.build_entries
 
 
 @dataclass
@@ -169,6 +164,8 @@ class WheelhouseOptions:
     # Install the project, workspace members and editable path dependencies in editable mode (uv
     # sync's default) instead of as wheels (uv sync --no-editable).
     editable: bool = False
+    # The controller Python `uv lock --check` runs with (a path or a version request); None: found.
+    lock_check_python: Optional[str] = None
 
 
 class WheelhouseBuilder:
@@ -202,6 +199,9 @@ class WheelhouseBuilder:
         self.git = GitFetcher(os.path.join(options.cache_dir, "git"), progress=self._say, offline=self.offline)
         self.interpreters = InterpreterFinder(uv)
         self._tree_keys: dict[str, str] = {}
+        # sha256 -> built file (wheel or sdist) of this run; target id -> what its directory holds.
+        self._local_files: dict[str, str] = {}
+        self._described: dict[str, TargetFiles] = {}
         self.builds_run = 0
         self._host_builds = {canonicalize_name(name) for name in options.host_builds}
         # The lock's exclude-newer is set once the lock is read.
@@ -224,34 +224,21 @@ class WheelhouseBuilder:
 
     def _check_lock_current(self, lock: Lock, lock_sha256: str) -> None:
         """``uv lock --check`` once per (pyproject files, uv.lock) state; cached because it asks the index."""
-        digest = hashlib.sha256(lock_sha256.encode())
-        for path, sha256 in self._project_configs():
-            if os.path.basename(path) == "pyproject.toml":
-                digest.update(path.encode() + b"\0" + sha256.encode())
-        marker = os.path.join(self.options.cache_dir, "lock-checked", digest.hexdigest())
+        marker = marker_path(self.options.cache_dir, lock_sha256, self._project_configs())
         if os.path.exists(marker):
             return
-        args = ["lock", "--check", "--quiet", "--directory", self.project_dir,
-                *controller_python_args(lock.requires_python)]
-        # A lock made with `uv lock --exclude-newer DATE` records DATE; uv re-resolves (and calls
-        # the lock stale) unless the check uses the same cut-off.
+        explicit = self.options.lock_check_python
+
+        def found():
+            return self.interpreters.interpreters
+
         exclude_newer = lock.options.get("exclude-newer")
-        if isinstance(exclude_newer, str):
-            args += ["--exclude-newer", exclude_newer]
         try:
-            run_uv(self.uv, args, what="uv lock --check")
-        except UvError as exc:
-            if "needs to be updated" in str(exc):
-                raise WheelhouseError("uv.lock in %s does not match pyproject.toml (uv lock --check); run 'uv lock' "
-                                      "there and commit the result." % self.project_dir) from None
-            if self.offline:
-                raise WheelhouseError("Could not check that uv.lock in %s is current with UV_OFFLINE set (uv had "
-                                      "only its cache): %s\nRun once with network access (unset UV_OFFLINE) or set "
-                                      "check_lock: false." % (self.project_dir, exc)) from None
-            # uv needs an interpreter inside requires-python even to check a lock.
-            raise WheelhouseError("Could not check that uv.lock in %s is current: %s\nMake a Python that satisfies "
-                                  "the project's requires-python findable by uv on the controller (for example "
-                                  "UV_PYTHON=/path/to/python), or set check_lock: false." % (self.project_dir, exc)) from None
+            check_lock(self.uv, self.project_dir, python_args(lock.requires_python, explicit, found),
+                       exclude_newer if isinstance(exclude_newer, str) else None, offline=self.offline,
+                       explicit=explicit, requires_python=lock.requires_python_raw, found=found)
+        except LockCheckError as exc:
+            raise WheelhouseError(str(exc)) from None
         if not self.check_mode:
             os.makedirs(os.path.dirname(marker), exist_ok=True)
             open(marker, "w").close()
@@ -325,8 +312,8 @@ class WheelhouseBuilder:
         cached = _cached_wheel(out_dir)
         if cached:
             return cached
-        if self.check_mode:
-            raise _WouldBuild(source.label)
+        # Check mode builds too: into the controller's cache only (never into dest), so that what
+        # it predicts carries the built file's real sha256, and the real run reuses the build.
         os.makedirs(os.path.dirname(out_dir), exist_ok=True)
         work = tempfile.mkdtemp(dir=os.path.dirname(out_dir), prefix=".build-")
         try:
@@ -474,6 +461,10 @@ class WheelhouseBuilder:
     def run(self) -> WheelhouseResult:
         try:
             return self._run()
+        except OSError as exc:
+            # Met writing the controller's cache (dest is guarded by _publish): a full disk says so.
+            raise WheelhouseError("Writing the controller's cache %s failed: %s"
+                                  % (self.options.cache_dir, describe_os_error(exc, self.options.cache_dir))) from None
         finally:
             if not self.check_mode:
                 self.verifier.save()  # what was hashed this run is not hashed again next run
@@ -539,51 +530,10 @@ class WheelhouseBuilder:
 
         # Which file each target needs; sha256 -> (filename, request or local path)
         requests: dict[str, FileRequest] = {}
-        local_files: dict[str, str] = {}
-        would_build: list[str] = []
+        self._local_files = {}
         for target_id, plan in plans.items():
             self._position += 1  # which target an error here belongs to (see _earlier_error)
-            target = plan.target
-            tags = self._tags_for(target)
-            for item in selections[target_id]:
-                package = item.package
-                if package.source_kind == "virtual":
-                    continue
-                if self.options.editable and (item.is_root or package.source_kind == "editable"):
-                    try:
-                        filename, sha256, source_path = self._ship_editable(package, item.is_root, target, plan)
-                    except _WouldBuild as pending:
-                        # Check mode: as for wheels below, a stand-in with an unknown hash.
-                        would_build.append(str(pending))
-                        plan.editable_entries.append((package.name, package.version or "", "%s-%s.tar.gz" % (
-                            package.name.replace("-", "_"), package.version or "0"), "0" * 64))
-                        continue
-                    local_files[sha256] = source_path
-                    plan.editable_entries.append((package.name, package.version or _sdist_version(filename),
-                                                  filename, sha256))
-                    continue
-                try:
-                    filename, sha256, source_path = self._artifact_for(package, item.is_root, target, tags, plan)
-                except _WouldBuild as pending:
-                    # Check mode: the wheel is not built yet; a stand-in entry keeps the
-                    # predicted install file complete (its hash is unknown until built).
-                    would_build.append(str(pending))
-                    plan.entries.append((package.name, package.version or "", "%s-%s-py3-none-any.whl"
-                                         % (package.name.replace("-", "_"), package.version or "0"), "0" * 64))
-                    continue
-                if source_path:
-                    local_files[sha256] = source_path
-                    plan.built += 1
-                else:
-                    art = self._chosen[(package.name, package.version, filename)]
-                    requests[sha256] = FileRequest(filename=filename, sha256=sha256, url=art.url,
-                                                   path=art.path, label="%s %s" % (package.name, package.version))
-                # A dynamic version (not in uv.lock) is the one the built wheel carries.
-                plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
-            try:
-                self._resolve_build_closure(plan, tags, requests)
-            except _WouldBuild as pending:
-                would_build.append(str(pending))
+            self._plan_target(plan, selections[target_id], requests)
         built_count = sum(plan.built for plan in plans.values())
         self._position = len(plans)
         # The packages, largest first; the uv wheels are on their way already (_fetch_uv_wheels).
@@ -604,24 +554,52 @@ class WheelhouseBuilder:
             # A store file that no longer matches counts as missing: the real run fetches it again.
             missing = [r for r in requests.values()
                        if not self.verifier.matches(self.store.path_for(r.sha256), r.sha256)]
-            changed = bool(missing or would_build) or self._differs_from_published(plans, lock_sha256, version)
-            return self._result(plans, changed, lock_sha256, version,
+            return self._result(plans, self._would_change(plans, version), lock_sha256, version,
                                 downloaded=len(missing), reused=len(requests) - len(missing), built=built_count)
 
         try:
             outcome = self._downloaded(background)
-            for sha256, path in local_files.items():
+            for sha256, path in self._local_files.items():
                 self.store.add_file(path, sha256)
         except DownloadError as exc:
             raise WheelhouseError(str(exc)) from None
         downloaded = sum(1 for state in outcome.values() if state != "reused")
-        reused = sum(1 for state in outcome.values() if state == "reused")
+        changed = self._publish(plans, version)
+        result = self._result(plans, changed, lock_sha256, version, downloaded=downloaded,
+                              reused=len(outcome) - downloaded, built=built_count)
         # What a run with nothing changed returns (_unchanged_result); dest/manifest.json keeps it.
-        self._recorded = (self._result(plans, False, lock_sha256, version, downloaded=0, reused=len(outcome),
-                                       built=built_count), sorted(requests), dict(local_files))
-        changed = self._publish(plans, lock_sha256, version)
-        return self._result(plans, changed, lock_sha256, version, downloaded=downloaded, reused=reused,
-                            built=built_count)
+        self._recorded = (dataclasses.replace(result, changed=False, downloaded=0, reused=len(outcome)),
+                          sorted(requests), dict(self._local_files))
+        # Rewritten when it differs, but it never ships: not a change.
+        self._guarded(self.dest, self._write_manifest, plans, lock_sha256, version)
+        return result
+
+    def _plan_target(self, plan: TargetPlan, selection: list, requests: dict) -> None:
+        """Decide the file TARGET installs for each selected package (building what is not a wheel),
+        and its build requirements; note downloads in REQUESTS and built files in _local_files."""
+        target = plan.target
+        tags = self._tags_for(target)
+        for item in selection:
+            package = item.package
+            if package.source_kind == "virtual":
+                continue
+            if self.options.editable and (item.is_root or package.source_kind == "editable"):
+                filename, sha256, source_path = self._ship_editable(package, item.is_root, target, plan)
+                self._local_files[sha256] = source_path
+                plan.editable_entries.append((package.name, package.version or _sdist_version(filename),
+                                              filename, sha256))
+                continue
+            filename, sha256, source_path = self._artifact_for(package, item.is_root, target, tags, plan)
+            if source_path:
+                self._local_files[sha256] = source_path
+                plan.built += 1
+            else:
+                art = self._chosen[(package.name, package.version, filename)]
+                requests[sha256] = FileRequest(filename=filename, sha256=sha256, url=art.url,
+                                               path=art.path, label="%s %s" % (package.name, package.version))
+            # A dynamic version (not in uv.lock) is the one the built wheel carries.
+            plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
+        self._resolve_build_closure(plan, tags, requests)
 
     def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: Mapping,
                       plan: TargetPlan) -> tuple[str, str, Optional[str]]:
@@ -666,8 +644,6 @@ class WheelhouseBuilder:
                 raise BuildError("%s: its sdist builds from the subdirectory %r, which a host cannot be told to "
                                  "do." % (source.label, source.subdirectory))
             sdist = source.sdist
-            if self.check_mode and not self.store.has(sdist.sha256):
-                raise _WouldBuild(source.label)
             self._fetch_sdist(source)
             path, local = self.store.path_for(sdist.sha256), None
             filename, sha256 = sdist.filename, sdist.sha256
@@ -701,10 +677,7 @@ class WheelhouseBuilder:
             tree = extract_archive(sdist_path, filename, work, label)
             python = self._controller_python(plan.target, exact=True)
             requires = self.closures.build_requirements(tree, sha256, hook, label,
-                                                        python=python.path if python else None,
-                                                        cached_only=self.check_mode)
-        except ClosureNotCached:
-            raise _WouldBuild(label) from None
+                                                        python=python.path if python else None)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         plan.build_requires.extend(r for r in requires if r not in plan.build_requires)
@@ -730,11 +703,8 @@ class WheelhouseBuilder:
         target = plan.target
         python = self._controller_python(target, exact=False)
         try:
-            lock = self.closures.lock(plan.build_requires, target.python_minor, python.path if python else None,
-                                      cached_only=self.check_mode)
+            lock = self.closures.lock(plan.build_requires, target.python_minor, python.path if python else None)
             selected = select_packages(lock, target.marker_environment, SelectionOptions(), ())
-        except ClosureNotCached:
-            raise _WouldBuild("the build requirements") from None
         except (ClosureError, SelectionError) as exc:
             remedy = ("" if python else "no CPython %s or newer was found on the controller to resolve them; install "
                       "one (for example `uv python install %s`). " % (target.python_minor, target.python_minor))
@@ -756,10 +726,19 @@ class WheelhouseBuilder:
                     "publishes one." % (target.id, ", ".join(plan.hosts), package.name, package.version,
                                         "" if wheel is None else " with a sha256",
                                         ", ".join(plan.build_requires)))
+            entry = (package.name, package.version or "", wheel.filename, wheel.sha256)
+            other = plan.conflicting_file(entry)
+            if other is not None:
+                raise WheelhouseError(
+                    "Target %s (hosts %s): the build requirement %s %s is the file %s with sha256 %s, but %s %s "
+                    "is a file of that name with sha256 %s; one wheelhouse cannot hold both. Make the project's "
+                    "index settings resolve both from one index, then re-lock."
+                    % (target.id, ", ".join(plan.hosts), package.name, package.version, wheel.filename,
+                       wheel.sha256, other[0], other[1], other[3]))
             requests.setdefault(wheel.sha256, FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url,
                                                           path=wheel.path, label="%s %s (build requirement)"
                                                           % (package.name, package.version)))
-            plan.build_entries.append((package.name, package.version or "", wheel.filename, wheel.sha256))
+            plan.build_entries.append(entry)
 
     def _lock_path(self) -> str:
         return os.path.join(self.project_dir, "uv.lock")
@@ -944,8 +923,8 @@ class WheelhouseBuilder:
 
     # -- nothing changed -------------------------------------------------------------------
 
-    # Options that change how a run fetches, not what it publishes.
-    _FETCH_ONLY_OPTIONS = ("workers", "retries", "timeout")
+    # Options that change how a run fetches or checks, not what it publishes.
+    _FETCH_ONLY_OPTIONS = ("workers", "retries", "timeout", "lock_check_python")
     # Per run (set in run()): the project's config files, the inputs digest, what to record.
     _configs: Optional[list] = None
     _inputs: Optional[str] = None
@@ -1016,9 +995,11 @@ class WheelhouseBuilder:
                 path = self.store.path_for(sha256)
                 if os.path.getsize(path) != size or not self.verifier.matches(path, sha256):
                     return None
-            for relative, (size, sha256) in published.items():
+            for relative, (size, sha256, mode) in published.items():
                 path = os.path.join(self.dest, relative)
-                if os.path.getsize(path) != size or not sha256 or not self.verifier.matches(path, sha256):
+                st = os.stat(path)
+                if (st.st_size != size or st.st_mode & 0o7777 != mode or not sha256
+                        or not self.verifier.matches(path, sha256)):
                     return None
             for path, size in record["built_files"].items():
                 if os.path.getsize(path) != size:
@@ -1039,7 +1020,8 @@ class WheelhouseBuilder:
             # The sha256 each file must have: what the lock (or the uv wheel's sums) says for the
             # links into files/ and uv/, the content just written for install files and manifests.
             path = os.path.join(self.dest, relative)
-            published[relative] = [os.path.getsize(path), sha256 or file_sha256(path)]
+            st = os.stat(path)
+            published[relative] = [st.st_size, sha256 or file_sha256(path), st.st_mode & 0o7777]
 
         for filename, sha256 in needed.items():
             note("files/" + filename, sha256)
@@ -1066,144 +1048,139 @@ class WheelhouseBuilder:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def _target_manifest(self, plan: TargetPlan, lock_sha256: str, version: str, uv_dir: str) -> dict:
-        files = []
-        for name, pkg_version, filename, sha256 in sorted(plan.files, key=lambda e: e[2]):
-            files.append({"filename": filename, "sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
-                          "name": name, "version": pkg_version})
-        # The uv binaries are checked on the host like the wheels (names with a slash are
-        # relative to the manifest). Their sha256 was noted when they were unpacked.
-        sums = _read_sums(uv_dir)
-        for binary in sorted(os.listdir(uv_dir)):
-            if binary == _SUMS:
-                continue
-            path = os.path.join(uv_dir, binary)
-            files.append({"filename": "bin/" + binary, "sha256": sums.get(binary) or file_sha256(path),
-                          "size": os.path.getsize(path)})
-        editable = [{"name": name, "version": pkg_version, "filename": filename, "sha256": sha256}
-                    for name, pkg_version, filename, sha256 in sorted(plan.editable_entries)]
-        return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files, "editable": editable,
-                "lock_sha256": lock_sha256, "uv_version": version, "uv_wheel": plan.uv_wheel.filename,
-                "uv_wheel_sha256": plan.uv_wheel.sha256}
-
-    @staticmethod
-    def _requirements(plan: TargetPlan, lock_sha256: str) -> str:
-        return _pinned_file(plan, lock_sha256, "Install with: uv pip sync --offline --no-index --find-links "
-                            "wheelhouse --require-hashes requirements.txt", plan.entries)
-
-    @staticmethod
-    def _build_constraints(plan: TargetPlan, lock_sha256: str) -> str:
-        """The wheels the host's builds of shipped sdists use (uv pip sync --build-constraint)."""
-        return _pinned_file(plan, lock_sha256, "Build requirements of the packages shipped as sdists, pinned for "
-                            "this target (built on the host: %s)." % (", ".join(plan.host_built) or "nothing"),
-                            plan.build_entries)
-
     def _uv_dir(self, version: str, plan: TargetPlan) -> str:
         return os.path.join(self.dest, "uv", version, plan.uv_wheel.filename[:-4])
 
-    def _differs_from_published(self, plans: dict, lock_sha256: str, version: str) -> bool:
-        """True when any target's published install file or manifest is not what this plan writes."""
-        for plan in plans.values():
-            directory = os.path.join(self.dest, "targets", plan.target.id)
-            uv_dir = self._uv_dir(version, plan)
-            try:
-                with open(os.path.join(directory, "requirements.txt"), encoding="utf-8") as handle:
-                    if handle.read() != self._requirements(plan, lock_sha256):
-                        return True
-                with open(os.path.join(directory, "build-constraints.txt"), encoding="utf-8") as handle:
-                    if handle.read() != self._build_constraints(plan, lock_sha256):
-                        return True
-                with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as handle:
-                    manifest = json.load(handle)
-                if manifest != self._target_manifest(plan, lock_sha256, version, uv_dir):
-                    return True
-                # Each file the manifest lists is still there with its content: a link of the verified
-                # store file (or uv binary), or a copy that hashes right (a removed link counts too).
-                for entry in manifest["files"]:
-                    name = entry["filename"]
-                    path = os.path.join(directory, name if "/" in name else "wheelhouse/" + name)
-                    origin = (os.path.join(uv_dir, os.path.basename(name)) if "/" in name
-                              else self.store.path_for(entry["sha256"]))
-                    if os.path.getsize(path) != entry["size"] or not holds(path, entry["sha256"], self.verifier,
-                                                                           origin):
-                        return True
-            except (OSError, ValueError, KeyError, TypeError):
-                # Also a wheel not in the store yet (check mode) or uv not unpacked yet.
-                return True
-        return False
+    def _size_of(self, sha256: str, filename: str) -> Optional[int]:
+        """Size of the file with SHA256: a built file's, the store's (or in check mode a verified copy's
+        in the store or dest), else what the lock records; None when nothing says."""
+        local = self._local_files.get(sha256)
+        if local:
+            return os.path.getsize(local)
+        store = self.store.path_for(sha256)
+        if not self.check_mode:
+            return os.path.getsize(store)  # everything is in the store, verified, once published
+        for path in (store, os.path.join(self.dest, "files", filename)):
+            if self.verifier.matches(path, sha256):
+                return os.path.getsize(path)
+        return next((a.size for a in self._chosen.values() if a.sha256 == sha256 and a.size), None)
 
-    def _publish(self, plans: dict, lock_sha256: str, version: str) -> bool:
+    def _uv_binaries_of(self, version: str, plan: TargetPlan) -> list:
+        """[Binary] of PLAN's uv wheel: from dest, the cache, or unpacked into the cache now; in check
+        mode, when the controller has not fetched the wheel, named by platform with no sha256 or size."""
+        wheel = plan.uv_wheel
+        if self._uv_in_dest(version, wheel):
+            directory = self._uv_dir(version, plan)
+        elif self._uv_binaries_ready(wheel):
+            directory = self._uv_binaries_dir(wheel)
+        elif not self.check_mode or self.verifier.matches(self.store.path_for(wheel.sha256), wheel.sha256):
+            directory = self._uv_binaries(wheel)  # the cache only, as the real run would
+        else:
+            names = ("uv.exe", "uvx.exe") if plan.target.os == "windows" else ("uv", "uvx")
+            return [Binary(name, None, None) for name in names]
+        return [Binary(name, digest, os.path.getsize(os.path.join(directory, name)))
+                for name, digest in sorted(_read_sums(directory).items())]
+
+    def _target_files(self, plan: TargetPlan, version: str) -> TargetFiles:
+        """What targets/<id>/ holds once published (worked out once per run)."""
+        if plan.target.id not in self._described:
+            self._described[plan.target.id] = plan_target_files(plan, version, self._size_of,
+                                                                self._uv_binaries_of(version, plan))
+        return self._described[plan.target.id]
+
+    def _differs_from_published(self, plan: TargetPlan, version: str) -> bool:
+        """True when the target's published directory is not exactly what this plan writes."""
+        return not tree_matches(os.path.join(self.dest, "targets", plan.target.id),
+                                self._target_files(plan, version).described, self.verifier)
+
+    def _would_change(self, plans: dict, version: str) -> bool:
+        """Check mode: whether the real run would add, replace or remove a file that ships (a file of
+        files/, a uv binary or a target directory), asking what _publish_files asks before each write."""
+        files_dir = os.path.join(self.dest, "files")
+        needed = _needed(plans)
+        if not all(_placed(os.path.join(files_dir, name), sha256, self.verifier) for name, sha256 in needed.items()):
+            return True
+        if not all(self._uv_in_dest(version, plan.uv_wheel) for plan in plans.values()):
+            return True
+        if any(self._differs_from_published(plan, version) for plan in plans.values()):
+            return True
+        return self.options.prune and bool(_strays(files_dir, needed))
+
+    def _guarded(self, directory: str, function: Callable, *args):
+        """FUNCTION(*ARGS), with an OSError reported by what it is (a full disk as one)."""
         try:
-            return self._publish_unsafe(plans, lock_sha256, version)
+            return function(*args)
         except OSError as exc:
-            raise WheelhouseError("Writing the wheelhouse under %s failed: %s. The previous wheelhouse is "
-                                  "unchanged; free space or fix permissions and run again." % (self.dest, exc)) from None
+            raise WheelhouseError("Writing the wheelhouse under %s failed: %s. The previous wheelhouse is unchanged."
+                                  % (self.dest, describe_os_error(exc, directory))) from None
 
-    def _publish_unsafe(self, plans: dict, lock_sha256: str, version: str) -> bool:
+    def _publish(self, plans: dict, version: str) -> bool:
+        """Publish every target; True when a file that ships was added, replaced or removed."""
+        return self._guarded(self.dest, self._publish_files, plans, version)
+
+    def _publish_files(self, plans: dict, version: str) -> bool:
         changed = False
         files_dir = os.path.join(self.dest, "files")
         os.makedirs(files_dir, exist_ok=True)
-        needed: dict[str, str] = {}
-        for plan in plans.values():
-            for dummy, dummy2, filename, sha256 in plan.files:
-                needed[filename] = sha256
+        needed = _needed(plans)
         for filename, sha256 in sorted(needed.items()):
             changed |= _place(self.store.path_for(sha256), os.path.join(files_dir, filename), sha256, self.verifier)
-
-        uv_dirs = {}
         for plan in plans.values():
-            wheel = plan.uv_wheel
-            directory = self._uv_dir(version, plan)
-            if not self._uv_in_dest(version, wheel):
-                staging = tempfile.mkdtemp(dir=self.dest, prefix=".uv-")
-                os.chmod(staging, 0o755)
-                try:
-                    # Unpacked while the packages downloaded (_fetch_uv_wheels), else now.
-                    unpacked = self._uv_binaries(wheel)
-                    for name in sorted(os.listdir(unpacked)):
-                        _link_or_copy(os.path.join(unpacked, name), os.path.join(staging, name))
-                    os.makedirs(os.path.dirname(directory), exist_ok=True)
-                    _replace_directory(staging, directory)
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
-                changed = True
-            uv_dirs[plan.target.id] = directory
-
+            changed |= self._publish_uv(version, plan)
         targets_dir = os.path.join(self.dest, "targets")
         os.makedirs(targets_dir, exist_ok=True)
         for plan in plans.values():
-            if not self._differs_from_published({plan.target.id: plan}, lock_sha256, version):
-                continue
-            changed = True
-            staging = tempfile.mkdtemp(dir=targets_dir, prefix=".%s-" % plan.target.id)
-            # mkdtemp makes 0700; the tree is copied to hosts with its modes.
-            os.chmod(staging, 0o755)
-            try:
-                os.makedirs(os.path.join(staging, "wheelhouse"))
-                os.makedirs(os.path.join(staging, "bin"))
-                for dummy, dummy2, filename, dummy3 in plan.files:
-                    _link_or_copy(os.path.join(files_dir, filename), os.path.join(staging, "wheelhouse", filename))
-                for name in os.listdir(uv_dirs[plan.target.id]):
-                    if name != _SUMS:
-                        _link_or_copy(os.path.join(uv_dirs[plan.target.id], name), os.path.join(staging, "bin", name))
-                _write_text(os.path.join(staging, "requirements.txt"), self._requirements(plan, lock_sha256))
-                _write_text(os.path.join(staging, "build-constraints.txt"), self._build_constraints(plan, lock_sha256))
-                _write_text(os.path.join(staging, "manifest.json"),
-                            json.dumps(self._target_manifest(plan, lock_sha256, version, uv_dirs[plan.target.id]),
-                                       indent=2, sort_keys=True) + "\n")
-                _replace_directory(staging, os.path.join(targets_dir, plan.target.id))
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-
+            if self._differs_from_published(plan, version):
+                self._publish_target(plan, version, targets_dir, files_dir)
+                changed = True
         if self.options.prune:
-            for name in os.listdir(files_dir):
-                if name not in needed and not name.startswith("."):
-                    os.unlink(os.path.join(files_dir, name))
-                    changed = True
-        changed |= self._write_manifest(plans, needed, lock_sha256, version)
+            for name in _strays(files_dir, needed):
+                os.unlink(os.path.join(files_dir, name))
+                changed = True
         return changed
 
-    def _write_manifest(self, plans: dict, needed: Mapping[str, str], lock_sha256: str, version: str) -> bool:
+    def _publish_uv(self, version: str, plan: TargetPlan) -> bool:
+        """Put the target's uv binaries under dest/uv/ unless they are there; True when written."""
+        if self._uv_in_dest(version, plan.uv_wheel):
+            return False
+        directory = self._uv_dir(version, plan)
+        staging = tempfile.mkdtemp(dir=self.dest, prefix=".uv-")
+        os.chmod(staging, 0o755)
+        try:
+            # Unpacked while the packages downloaded (_fetch_uv_wheels), else now.
+            unpacked = self._uv_binaries(plan.uv_wheel)
+            for name in sorted(os.listdir(unpacked)):
+                _link_or_copy(os.path.join(unpacked, name), os.path.join(staging, name))
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            _replace_directory(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return True
+
+    def _publish_target(self, plan: TargetPlan, version: str, targets_dir: str, files_dir: str) -> None:
+        """Write targets/<id>/ afresh beside the old one and swap it in."""
+        staging = tempfile.mkdtemp(dir=targets_dir, prefix=".%s-" % plan.target.id)
+        # mkdtemp makes 0700; the tree is copied to hosts with its modes.
+        os.chmod(staging, 0o755)
+        uv_dir = self._uv_dir(version, plan)
+        try:
+            os.makedirs(os.path.join(staging, "wheelhouse"))
+            os.makedirs(os.path.join(staging, "bin"))
+            for dummy, dummy2, filename, dummy3 in plan.files:
+                _link_or_copy(os.path.join(files_dir, filename), os.path.join(staging, "wheelhouse", filename))
+            for name in os.listdir(uv_dir):
+                if name != _SUMS:
+                    _link_or_copy(os.path.join(uv_dir, name), os.path.join(staging, "bin", name))
+            for name, text in self._target_files(plan, version).texts.items():
+                _write_text(os.path.join(staging, name), text)
+            _replace_directory(staging, os.path.join(targets_dir, plan.target.id))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_manifest(self, plans: dict, lock_sha256: str, version: str) -> None:
+        """dest/manifest.json: every file, its targets and hosts, and the record of this run. It never
+        ships, so rewriting it (for other hosts, another lock) is no change."""
+        needed = _needed(plans)
         files = {}
         for filename, sha256 in sorted(needed.items()):
             files[filename] = {"sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
@@ -1213,8 +1190,6 @@ class WheelhouseBuilder:
                    "uv_version": version, "files": files,
                    "targets": {p.target.id: {"hosts": sorted(p.hosts), "uv_wheel": p.uv_wheel.filename}
                                for p in plans.values()}}
-        # The record of this run's inputs and result (for the "nothing changed" short cut) is
-        # rewritten when it differs, but only the rest makes a change.
         inputs = self._inputs_record(plans, needed, version)
         path = os.path.join(self.dest, "manifest.json")
         same, created = False, None
@@ -1225,14 +1200,13 @@ class WheelhouseBuilder:
             old_inputs = old.pop("inputs", None)
             same = old == content
             if same and old_inputs == inputs:
-                return False
+                return
         except (OSError, ValueError, AttributeError):
             pass
         if inputs is not None:
             content["inputs"] = inputs
         content["created"] = created if same and created else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
-        return not same
 
     def _result(self, plans: dict, changed: bool, lock_sha256: str, version: str, downloaded: int,
                 reused: int, built: int) -> WheelhouseResult:
@@ -1240,36 +1214,35 @@ class WheelhouseBuilder:
         targets = {}
         all_files: dict[str, int] = {}
         for plan in plans.values():
+            described = self._target_files(plan, version)
             sizes = []
-            for dummy, dummy2, filename, sha256 in plan.files:
-                path = self.store.path_for(sha256)
-                size = os.path.getsize(path) if os.path.exists(path) else 0
+            for dummy, dummy2, filename, dummy3 in plan.files:
+                size = described.described["wheelhouse/" + filename]["size"] or 0
                 sizes.append(size)
                 all_files[filename] = size
+            path = os.path.join(self.dest, "targets", plan.target.id)
             targets[plan.target.id] = {
                 "hosts": sorted(plan.hosts), "files": len(plan.files), "bytes": sum(sizes), "built": plan.built,
                 "host_built": len(plan.host_built),
                 "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries + plan.editable_entries),
                 "uv_wheel": plan.uv_wheel.filename if plan.uv_wheel else None,
-                "path": os.path.join(self.dest, "targets", plan.target.id),
+                "path": path,
                 # What the host's install file and wheelhouse will hold (also in check mode,
                 # where nothing is written): airgap.uv.sync predicts from it.
-                "install_file": {"requirements": self._requirements(plan, lock_sha256),
-                                 "build_constraints": self._build_constraints(plan, lock_sha256),
+                "install_file": {"requirements": requirements_text(plan),
+                                 "build_constraints": build_constraints_text(plan),
                                  "editable": [{"name": e[0], "version": e[1], "filename": e[2], "sha256": e[3]}
                                               for e in sorted(plan.editable_entries)],
                                  "wheels": sorted(e[2] for e in plan.files)},
             }
             for host in plan.hosts:
-                hosts[host] = {"target": plan.target.id, "path": targets[plan.target.id]["path"]}
+                # files: what the host's directory holds (check mode: will hold), as airgap.uv.push
+                # describes a tree; it takes it as what is pending in check mode.
+                hosts[host] = {"target": plan.target.id, "path": path, "files": described.described}
         return WheelhouseResult(changed=changed, dest=self.dest, hosts=hosts, targets=targets, files=len(all_files),
                                 bytes=sum(all_files.values()), downloaded=downloaded, reused=reused, built=built,
                                 requests=self.store.requests_made, uv_version=version, lock_sha256=lock_sha256,
                                 repaired=list(self.store.repaired))
-
-
-class _WouldBuild(Exception):
-    pass
 
 
 class _NeedsHostBuild(Exception):
@@ -1311,15 +1284,6 @@ def _cached_wheel(out_dir: str) -> Optional[str]:
     return None
 
 
-def _pinned_file(plan: TargetPlan, lock_sha256: str, purpose: str, entries) -> str:
-    """A hash-pinned requirements file: name==version --hash per entry, sorted, with a header."""
-    lines = ["# Written by airgap.uv for target %s from uv.lock sha256 %s." % (plan.target.id, lock_sha256),
-             "# " + purpose]
-    for name, version, dummy, sha256 in sorted(entries):
-        lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
-    return "\n".join(lines) + "\n"
-
-
 def _sdist_version(filename: str) -> str:
     try:
         return str(parse_sdist_filename(filename)[1])
@@ -1339,23 +1303,47 @@ def _installable(wheel_path: str, tags: Mapping) -> bool:
 
 
 def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link of SOURCE at DESTINATION, else (another file system, no links) a copy; an
+    existing DESTINATION is an error, never a copy onto itself."""
     try:
         os.link(source, destination)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise
         shutil.copy2(source, destination)
 
 
+def _needed(plans: Mapping[str, TargetPlan]) -> dict:
+    """{file name: sha256} of every file of files/ some target needs."""
+    return {filename: sha256 for plan in plans.values() for dummy, dummy2, filename, sha256 in plan.files}
+
+
+def _strays(files_dir: str, needed: Mapping[str, str]) -> list:
+    """Files of files/ no target needs (pruned)."""
+    try:
+        return sorted(n for n in os.listdir(files_dir) if n not in needed and not n.startswith("."))
+    except OSError:
+        return []
+
+
+def _placed(path: str, sha256: str, verifier: FileVerifier, origin: Optional[str] = None) -> bool:
+    """Whether PATH is a file with the content SHA256 and the published mode."""
+    return (os.path.isfile(path) and holds(path, sha256, verifier, origin)
+            and os.stat(path).st_mode & 0o7777 == FILE_MODE)
+
+
 def _place(source: str, destination: str, sha256: str, verifier: FileVerifier) -> bool:
-    """Put SOURCE (verified) at DESTINATION atomically unless a file with its content is there; True if written."""
-    if os.path.isfile(destination):
-        if holds(destination, sha256, verifier, source):
-            if os.stat(destination).st_mode & 0o777 != 0o644:
-                os.chmod(destination, 0o644)  # older caches stored files 0600
-            return False
+    """Put SOURCE (verified) at DESTINATION atomically unless a file with its content and mode is
+    there; True if written (a mode fixed counts: it ships)."""
+    if _placed(destination, sha256, verifier, source):
+        return False
+    if os.path.isfile(destination) and holds(destination, sha256, verifier, source):
+        os.chmod(destination, FILE_MODE)  # older caches stored files 0600
+        return True
     tmp = destination + ".incoming-%d" % os.getpid()
     try:
         _link_or_copy(source, tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, destination)
     finally:
         if os.path.exists(tmp):

@@ -116,6 +116,17 @@ options:
     description: Fail when C(uv lock --check) says C(uv.lock) is out of date with C(pyproject.toml). The result is cached per file state.
     type: bool
     default: true
+  lock_check_python:
+    description:
+      - Python on the controller for the O(check_lock) check, as a path or a version request uv
+        understands (V(3.12), V(cpython@3.12)); uv needs one inside the project's C(requires-python)
+        even to check a lock.
+      - By default the controller's own Python when it is inside C(requires-python), else the
+        interpreter uv is told by E(UV_PYTHON), else the newest CPython inside it among uv-managed,
+        pyenv and asdf installs, found by their paths (not through version-manager shims, which fail
+        to run a version that is not selected).
+      - The role sets it from C(uv_deploy_lock_check_python).
+    type: str
   prune:
     description: Remove files from O(dest) that no target needs any more.
     type: bool
@@ -153,7 +164,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Plans and reports what would be downloaded or built; writes nothing under O(dest).
+    details:
+      - Plans and reports what would be downloaded or built, and writes nothing under O(dest). Wheels
+        the real run would build (the project, sdists, ...) are built into the controller's cache
+        (O(cache_dir)), so that the predicted install files and RV(hosts) carry their real sha256,
+        and the real run reuses them.
+      - C(changed) is what the real run would report.
   diff_mode:
     support: none
   action:
@@ -185,6 +201,9 @@ notes:
     the task before uv runs. With C(UV_OFFLINE) true, only the controller's cache is used and a missing
     file fails the task, naming it."
   - "Run it once for all hosts, for example with C(run_once) and C(delegate_to=localhost)."
+  - "C(changed) is true only when a file that ships was added, replaced or removed: a file of C(files/),
+    a uv binary or a target directory. The top-level C(manifest.json), which names the hosts and the lock,
+    is rewritten without counting as a change."
 seealso:
   - module: airgap.uv.target_facts
   - module: airgap.uv.sync
@@ -212,10 +231,21 @@ dest:
   returned: always
   type: str
 hosts:
-  description: For each host, its target id and the directory to copy to it.
+  description:
+    - For each host, its target id (C(target)), the directory to copy to it (C(path)) and that
+      directory's files (C(files)).
+    - C(files) maps each file's path relative to C(path) (C(wheelhouse/<file>), C(bin/uv), C(bin/uvx),
+      C(requirements.txt), C(build-constraints.txt), C(manifest.json)) to its C(sha256), C(size) and
+      C(mode) (permission bits, as an integer), the way M(airgap.uv.push) describes a directory. In
+      check mode it describes what the directory would hold; C(sha256) and C(size) are V(null) only
+      when they cannot be known without fetching (the uv binaries of a uv wheel the controller has
+      not fetched, and then the C(manifest.json) that lists them).
+    - What is in C(path) depends only on what the host installs (it names no lock hash, run or host).
   returned: always
   type: dict
-  sample: {"web1": {"target": "cpython3.11.2-linux-x86_64-glibc2.36", "path": "/var/cache/airgap-uv/app/targets/cpython3.11.2-linux-x86_64-glibc2.36"}}
+  sample: {"web1": {"target": "cpython3.11.2-linux-x86_64-glibc2.36", "path": "/var/cache/airgap-uv/app/targets/cpython3.11.2-linux-x86_64-glibc2.36",
+                    "files": {"requirements.txt": {"sha256": "9f2c...", "size": 1520, "mode": 420},
+                              "bin/uv": {"sha256": "5d1e...", "size": 41231848, "mode": 493}}}}
 targets:
   description:
     - Per target, its hosts, file count, bytes, built count, package list, uv wheel and directory.

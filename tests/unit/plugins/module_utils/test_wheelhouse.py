@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from ansible_collections.airgap.uv.plugins.action.push import describe_tree
 from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
 from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
     WheelhouseBuilder,
@@ -118,8 +119,10 @@ def test_build_noop_and_check_mode(served, uv_cache, tmp_path):
     first = build(project, dest, uv_cache)
     assert first.changed
     target = "cpython3.11.2-linux-x86_64-glibc2.36"
-    assert first.hosts == {"web1": {"target": target, "path": str(dest / "targets" / target)},
-                           "web2": {"target": target, "path": str(dest / "targets" / target)}}
+    path = str(dest / "targets" / target)
+    # files: exactly what the push would describe of the per-host directory.
+    assert first.hosts == {"web1": {"target": target, "path": path, "files": describe_tree(path)},
+                           "web2": {"target": target, "path": path, "files": describe_tree(path)}}
     requirements = (dest / "targets" / target / "requirements.txt").read_text()
     assert "alpha==1.0 \\\n    --hash=sha256:%s" % sha(ALPHA) in requirements
     assert os.access(dest / "targets" / target / "bin" / "uv", os.X_OK)
@@ -343,6 +346,10 @@ def _remove_from_store(project, dest, cache):
     os.unlink(os.path.join(cache, "store", "sha256", sha(ALPHA)[:2], sha(ALPHA)))
 
 
+def _chmod_store_file(project, dest, cache):
+    os.chmod(dest / "files" / "alpha-1.0-py3-none-any.whl", 0o600)  # as older caches left them
+
+
 def _extra_file(project, dest, cache):
     (dest / "files" / "stray-1.0-py3-none-any.whl").write_bytes(b"stray")
 
@@ -350,8 +357,9 @@ def _extra_file(project, dest, cache):
 @pytest.mark.parametrize("change, overrides, expect_changed", [
     (_edit_pyproject, {}, False),
     (_add_uv_toml, {}, False),
-    (_edit_lock, {}, True),  # the install file names the lock's sha256
+    (_edit_lock, {}, False),  # what ships names no lock: nothing a host installs changed
     (None, {"targets": {"web1": facts(), "web2": facts(libc={"family": "glibc", "version": "2.39"})}}, True),
+    (None, {"targets": {"web1": facts(), "web2": facts(), "web3": facts()}}, False),  # hosts are not files
     (None, {"selection": SelectionOptions(no_dev=True)}, False),
     (None, {"uv_version": "0.13.8"}, False),
     (None, {"prune": False}, False),
@@ -359,8 +367,9 @@ def _extra_file(project, dest, cache):
     (_replace_install_file, {}, True),
     (_remove_from_store, {}, False),
     (_extra_file, {}, True),
-], ids=["pyproject", "uv.toml", "uv.lock", "target", "selection", "uv_version", "prune", "target-link",
-        "install-file", "store", "stray-file"])
+    (_chmod_store_file, {}, True),
+], ids=["pyproject", "uv.toml", "uv.lock", "target", "another-host", "selection", "uv_version", "prune",
+        "target-link", "install-file", "store", "stray-file", "file-mode"])
 def test_a_change_defeats_the_short_cut(served, uv_cache, tmp_path, monkeypatch, change, overrides, expect_changed):
     base, dummy = served
     project = make_project(tmp_path / "project", base)
@@ -369,14 +378,22 @@ def test_a_change_defeats_the_short_cut(served, uv_cache, tmp_path, monkeypatch,
     if change:
         change(project, dest, uv_cache)
     full_runs = counting_full_runs(monkeypatch)
+    # Check mode first (it writes nothing): it predicts the real run's changed and files.
+    before = snapshot(dest)
+    predicted, dummy = run_with(project, dest, uv_cache, check_mode=True, **overrides)
+    assert snapshot(dest) == before
     result, dummy = run_with(project, dest, uv_cache, **overrides)
-    assert full_runs == [1]
+    assert full_runs == [1, 1]
     assert result.changed == expect_changed
+    assert predicted.changed == expect_changed
+    assert predicted.hosts == result.hosts
+    for host in result.hosts.values():
+        assert host["files"] == describe_tree(host["path"])
     if change is _remove_from_store:
         assert result.downloaded == 1
     # ... and the full run recorded the new state: the next run takes the short cut again.
     again, dummy = run_with(project, dest, uv_cache, **overrides)
-    assert full_runs == [1] and not again.changed
+    assert full_runs == [1, 1] and not again.changed
     assert dataclasses.asdict(again) == dict(dataclasses.asdict(result), changed=False, downloaded=0, requests=0,
                                              reused=result.downloaded + result.reused)
 
@@ -501,6 +518,11 @@ def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_
 
     predicted = run(tmp_path / "streamed", check_mode=True)
     assert predicted.changed and not os.path.exists(tmp_path / "streamed" / "cache" / "uv-binaries")
+    # The uv wheel is not fetched in check mode: its binaries' sha256 and size are not known.
+    files = predicted.hosts["web1"]["files"]
+    assert files["bin/uv"] == files["bin/uvx"] == {"sha256": None, "size": None, "mode": 0o755}
+    assert files["manifest.json"] == {"sha256": None, "size": None, "mode": 0o644}
+    assert files["requirements.txt"]["sha256"] is not None
     streamed = run(tmp_path / "streamed")
     # Stored members with data descriptors cannot stream: the stored wheel is unzipped instead.
     assert len(unzipped) == (1 if wheel_kind == "stored-descriptors" else 0)
@@ -524,3 +546,49 @@ def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_
         assert handle.read() == UV
     again = run(tmp_path / "streamed")
     assert not again.changed and again.requests == 0
+
+
+# -- check mode tells the truth (issue 11) --------------------------------------------------
+
+def test_check_mode_builds_into_the_cache_and_predicts_real_hashes(served, uv_cache, tmp_path):
+    """No placeholder hash: a project whose build is not cached yet is built into the controller's
+    cache in check mode, so the install file it predicts is the real run's, byte for byte."""
+    base, dummy = served
+    project = make_packaged_project(tmp_path / "project", base)
+    (project / "src" / "demo" / "__init__.py").write_text("VALUE = %r\n" % str(tmp_path))  # a build of its own
+    dest = tmp_path / "wheelhouse"
+    first, dummy = run_with(project, dest, uv_cache)
+    # A file the wheel does not hold: another tree digest (no cached build), the same wheel.
+    (project / "NOTES.txt").write_text("not packaged\n")
+    before = snapshot(dest)
+    predicted, builder = run_with(project, dest, uv_cache, check_mode=True)
+    assert builder.builds_run == 1 and snapshot(dest) == before
+    requirements = predicted.targets[TARGET]["install_file"]["requirements"]
+    assert "0" * 64 not in json.dumps(dataclasses.asdict(predicted))
+    assert requirements == first.targets[TARGET]["install_file"]["requirements"]
+    real, builder = run_with(project, dest, uv_cache)
+    assert builder.builds_run == 0  # check mode's build is reused
+    assert not predicted.changed and not real.changed
+    assert real.targets == predicted.targets and real.hosts == predicted.hosts
+
+
+def test_check_mode_describes_the_directories_a_first_run_writes(served, uv_cache, tmp_path):
+    """hosts[h].files in check mode, before anything was published, is what the real run then
+    publishes (what airgap.uv.push will compare with the host)."""
+    base, dummy = served
+    project = make_packaged_project(tmp_path / "project", base)
+    dest = tmp_path / "wheelhouse"
+    predicted, dummy = run_with(project, dest, uv_cache, check_mode=True)
+    assert predicted.changed and not os.path.exists(dest)
+    files = predicted.hosts["web1"]["files"]
+    assert set(files) == {"bin/uv", "bin/uvx", "build-constraints.txt", "manifest.json", "requirements.txt",
+                          "wheelhouse/alpha-1.0-py3-none-any.whl", "wheelhouse/beta-2.0-py3-none-any.whl",
+                          "wheelhouse/demo-0.1.0-py3-none-any.whl"}
+    assert files["bin/uv"]["mode"] == 0o755 and files["requirements.txt"]["mode"] == 0o644
+    real, dummy = run_with(project, dest, uv_cache)
+    assert real.changed and real.hosts == predicted.hosts
+    assert real.hosts["web2"]["files"] == describe_tree(real.hosts["web2"]["path"])
+    # Nothing of what ships names the lock or the hosts.
+    for name in ("requirements.txt", "build-constraints.txt", "manifest.json"):
+        text = (dest / "targets" / TARGET / name).read_text()
+        assert real.lock_sha256 not in text and "web1" not in text, name
