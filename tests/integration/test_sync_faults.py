@@ -688,9 +688,12 @@ def test_concurrent_deployments_serialize(fleet, versions):
     runs = [first(), second()]
     for run in runs:
         assert run.ok, run.tail()
-    changed = [run.sync for run in runs if run.sync["changed"]]
-    unchanged = [run.sync for run in runs if not run.sync["changed"]]
+    # One run built the release. The other changed nothing; when it started before the first run's
+    # result was acknowledged, it reports that switch too (unreported_switch, changed).
+    changed = [run.sync for run in runs if run.sync["changed"] and "unreported_switch" not in run.sync]
+    unchanged = [run.sync for run in runs if not run.sync["changed"] or "unreported_switch" in run.sync]
     assert len(changed) == 1 and len(unchanged) == 1, [run.sync for run in runs]
+    assert unchanged[0]["installed"] == unchanged[0]["removed"] == unchanged[0]["downgraded"] == []
     assert changed[0]["downgraded"] == [{"name": "click", "from": versions["v1"]["click"], "to": "8.1.7"}]
     assert unchanged[0]["release"] == changed[0]["release"]
     new_link, new_releases = release_state(host)
