@@ -97,7 +97,8 @@ def _failure(error: str, project_dir: str, *, offline: bool, explicit: Optional[
             return head + ("uv could not use %r, set by the role variable %s (option %s of airgap.uv.wheelhouse): "
                            "set it to the path of a Python on the controller that satisfies the project's "
                            "requires-python (%s)." % (explicit, ROLE_VARIABLE, OPTION, requires_python or "any"))
-        seen = ", ".join(sorted({"%s %s" % (i.implementation, i.version) for i in found()})) or "none"
+        seen = ", ".join("%s %s" % pair for pair in sorted({(i.implementation, i.version) for i in found()},
+                                                           key=lambda p: (p[0], _version_tuple(p[1])))) or "none"
         return head + ("No Python on the controller that satisfies the project's requires-python (%s) was found "
                        "(found: %s). Install one (for example `uv python install`), or set the role variable %s "
                        "(option %s of airgap.uv.wheelhouse) to the path of one, for example "

@@ -735,6 +735,7 @@ class WheelhouseBuilder:
                     "index settings resolve both from one index, then re-lock."
                     % (target.id, ", ".join(plan.hosts), package.name, package.version, wheel.filename,
                        wheel.sha256, other[0], other[1], other[3]))
+            self._chosen[(package.name, package.version, wheel.filename)] = wheel  # its size, for check mode
             requests.setdefault(wheel.sha256, FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url,
                                                           path=wheel.path, label="%s %s (build requirement)"
                                                           % (package.name, package.version)))
@@ -1310,7 +1311,13 @@ def _link_or_copy(source: str, destination: str) -> None:
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             raise
-        shutil.copy2(source, destination)
+        try:
+            shutil.copy2(source, destination)
+        except OSError as failed:
+            if failed.errno is None:
+                raise
+            # Named by where it was written (a full disk is the destination's).
+            raise OSError(failed.errno, failed.strerror, destination) from None
 
 
 def _needed(plans: Mapping[str, TargetPlan]) -> dict:

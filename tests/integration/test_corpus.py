@@ -534,24 +534,27 @@ def test_warm_corpus_run_needs_no_network_and_builds_nothing(corpus, tmp_path):
     assert time.monotonic() - started < 120
 
 
-def test_check_mode_builds_and_fetches_nothing(corpus, tmp_path):
-    """Check mode never builds, clones or downloads a source; with a warm cache it predicts exactly."""
+def test_check_mode_builds_into_the_cache_only(corpus, tmp_path):
+    """Check mode writes nothing under dest but builds (cloning the git source) into the controller's
+    cache, so its prediction carries the built wheels' real hashes; the real run reuses the builds."""
     project, directory = corpus.projects["b-git"]
     facts = {HOST: target_facts(TARGETS[INSTALL_TARGET])}
     cold = tmp_path / "cold-cache"
-    options = WheelhouseOptions(project=directory, dest=str(tmp_path / "dest"), targets=facts, cache_dir=str(cold),
+    # The corpus's downloads and uv release, but none of its builds or clones.
+    shutil.copytree(os.path.join(corpus.cache_dir, "uv-releases"), str(cold / "uv-releases"))
+    shutil.copytree(os.path.join(corpus.cache_dir, "store"), str(cold / "store"), copy_function=os.link)
+    dest = tmp_path / "dest"
+    options = WheelhouseOptions(project=directory, dest=str(dest), targets=facts, cache_dir=str(cold),
                                 check_lock=False)
     builder = WheelhouseBuilder(options, uv=corpus.uv, check_mode=True)
     predicted = builder.run()
-    assert predicted.changed and builder.builds_run == 0 and builder.git.fetches == 0
-    assert not (cold / "built").exists() and not (cold / "git").exists()
-    assert not (tmp_path / "dest").exists()
-    # Warm: publish once, then check mode predicts the very same install file and no change.
-    dummy, published = run_builder(corpus, "b-git", INSTALL_TARGET)
-    options = WheelhouseOptions(project=directory, dest=corpus.dests[INSTALL_TARGET], targets=facts,
-                                cache_dir=corpus.cache_dir, check_lock=False)
+    assert predicted.changed and builder.builds_run > 0 and (cold / "built").exists()
+    assert not dest.exists()
+    assert "0" * 64 not in json.dumps(predicted.targets)
+    builder = WheelhouseBuilder(options, uv=corpus.uv)
+    real = builder.run()
+    assert real.changed and builder.builds_run == 0 and builder.git.fetches == 0 and real.downloaded == 0
+    assert real.targets == predicted.targets and real.hosts == predicted.hosts
     builder = WheelhouseBuilder(options, uv=corpus.uv, check_mode=True)
     again = builder.run()
-    tid = target_id(TARGETS[INSTALL_TARGET])
     assert not again.changed and builder.builds_run == 0
-    assert again.targets[tid]["install_file"] == published.targets[tid]["install_file"]

@@ -257,3 +257,25 @@ def test_editable_project_and_host_built_sdist(inventory, project, tmp_path):
     changed_source = on_host("grep", "-c", "# changed", "/opt/airgap-uv/hello-airgap/venv/src/hello_airgap-0.1.0/src/"
                              "hello_airgap/cli.py")
     assert changed_source.stdout.strip() == "1", changed_source
+
+
+def test_editable_with_the_dev_group(inventory, project, tmp_path):
+    """Issue 11: editable installs with packages that are both a dependency and a build requirement
+    (pytest, in the dev group, needs packaging and pluggy; hatchling builds the project with them).
+    This failed with "... are the same file ... free space or fix permissions"."""
+    extra = ("-e", json.dumps({"uv_deploy_editable": True, "uv_deploy_groups": ["dev"]}))
+    predicted_proc, predicted = deploy(inventory, project, tmp_path, "--check", *extra)
+    assert predicted_proc.returncode == 0, predicted_proc.stdout[-4000:]
+    first, result = deploy(inventory, project, tmp_path, *extra)
+    assert first.returncode == 0, first.stdout[-4000:]
+    keys = ("installed", "removed", "upgraded", "downgraded", "reinstalled")
+    assert {key: predicted["sync"][key] for key in keys} == {key: result["sync"][key] for key in keys}
+    assert recap_changed(predicted_proc.stdout) == recap_changed(first.stdout)
+    assert {"hello-airgap", "pytest", "packaging", "pluggy"} <= {line.split("==")[0] for line in result["sync"]["packages"]}
+    python = "/opt/airgap-uv/hello-airgap/venv/bin/python"
+    probe = on_host(python, "-c", "import pytest, packaging, pluggy, hello_airgap; print(hello_airgap.__file__)")
+    assert probe.returncode == 0, probe.stderr
+    assert "/src/hello_airgap-0.1.0/src/hello_airgap/" in probe.stdout, probe.stdout
+    second, result = deploy(inventory, project, tmp_path, *extra)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap_changed(second.stdout) == 0

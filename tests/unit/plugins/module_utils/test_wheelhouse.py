@@ -174,12 +174,53 @@ def test_disk_full_midway_leaves_no_partial_files(served, uv_cache, tmp_path):
     try:
         dest = small / "wheelhouse"
         # The uv binary (tens of MB) cannot fit: publishing fails part way.
-        with pytest.raises(WheelhouseError, match=r"No space left on device.*previous wheelhouse is unchanged"):
+        with pytest.raises(WheelhouseError, match=r"No space left on device in %s[^:]*: free space on its file "
+                           r"system.*previous wheelhouse is unchanged" % re.escape(str(dest))):
             build(project, dest, uv_cache)
         leftovers = [name for name in snapshot(dest) if ".incoming-" in name or "/." in "/" + name]
         assert leftovers == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_disk_full_in_the_controller_cache_is_reported_as_such(served, uv_cache, tmp_path):
+    """The store on a full file system: the download fails naming the full disk and its directory."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting the small file system for this test needs root")
+    base, dummy = served
+    project = make_project(tmp_path / "project", base)
+    build(project, tmp_path / "warm", uv_cache)  # the module's cache holds uv's release lock and wheel
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        cache = small / "cache"
+        shutil.copytree(os.path.join(uv_cache, "uv-releases"), cache / "uv-releases")
+        uv_sha = _uv_wheel_sha(uv_cache)
+        relative = os.path.join("store", "sha256", uv_sha[:2], uv_sha)
+        os.makedirs(os.path.dirname(cache / relative))
+        shutil.copy(os.path.join(uv_cache, relative), cache / relative)
+        with open(small / "filler", "wb") as handle:  # leaves the file system full
+            try:
+                while True:
+                    handle.write(b"\0" * (1 << 20))
+                    handle.flush()
+            except OSError:
+                pass
+        dest = tmp_path / "wheelhouse"
+        with pytest.raises(WheelhouseError, match=r"No space left on device in %s: free space"
+                           % re.escape(str(cache / "store"))):
+            build(project, dest, str(cache))
+        assert not os.path.exists(dest)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def _uv_wheel_sha(cache):
+    """sha256 of the uv wheel in CACHE's store (the largest file there)."""
+    store = os.path.join(cache, "store")
+    files = [os.path.join(root, name) for root, dummy, names in os.walk(store) for name in names]
+    return os.path.basename(max(files, key=os.path.getsize))
 
 
 @pytest.mark.parametrize("required, ok", [("==0.13.8", True), ("0.13.8", True), (">=0.14", False),
