@@ -110,7 +110,7 @@ def test_changed_and_check_mode_follow_what_ships(project, tmp_path, wheelhouse_
 
 
 def test_editable_with_a_dependency_that_is_a_build_requirement(project, tmp_path, wheelhouse_cache,
-                                                                 linux_x86_64_facts):
+                                                                linux_x86_64_facts):
     """pytest (dev group) needs packaging and pluggy; hatchling's build of the editable project too."""
     dest = tmp_path / "wheelhouse"
     predicted, real = checked_then_real(project, dest, wheelhouse_cache, linux_x86_64_facts, editable=True,
