@@ -48,6 +48,9 @@ class TargetPlan:
     build_entries: list[Entry] = field(default_factory=list)
     # Packages installed editable on the host from their shipped sdist (not in requirements.txt).
     editable_entries: list[Entry] = field(default_factory=list)
+    # (name, version) of the project deployed (the first root of the selection): the host reports
+    # its version with the release in service.
+    project: Optional[tuple[str, str]] = None
 
     @property
     def files(self) -> list[Entry]:
@@ -115,8 +118,9 @@ def target_manifest(plan: TargetPlan, version: str, size_of: Callable[[str, str]
         files.append({"filename": "bin/" + binary.name, "sha256": binary.sha256, "size": binary.size})
     editable = [{"name": name, "version": pkg_version, "filename": filename, "sha256": sha256}
                 for name, pkg_version, filename, sha256 in sorted(plan.editable_entries)]
+    project = {"name": plan.project[0], "version": plan.project[1]} if plan.project else None
     return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files, "editable": editable,
-            "uv_version": version, "uv_wheel": plan.uv_wheel.filename, "uv_wheel_sha256": plan.uv_wheel.sha256}
+            "project": project, "uv_version": version, "uv_wheel": plan.uv_wheel.filename, "uv_wheel_sha256": plan.uv_wheel.sha256}
 
 
 def manifest_text(manifest: dict) -> str:

@@ -588,6 +588,8 @@ class WheelhouseBuilder:
                 self._local_files[sha256] = source_path
                 plan.editable_entries.append((package.name, package.version or _sdist_version(filename),
                                               filename, sha256))
+                if item.is_root and plan.project is None:
+                    plan.project = plan.editable_entries[-1][:2]
                 continue
             filename, sha256, source_path = self._artifact_for(package, item.is_root, target, tags, plan)
             if source_path:
@@ -599,6 +601,8 @@ class WheelhouseBuilder:
                                                path=art.path, label="%s %s" % (package.name, package.version))
             # A dynamic version (not in uv.lock) is the one the built wheel carries.
             plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
+            if item.is_root and plan.project is None:
+                plan.project = plan.entries[-1][:2]
         self._resolve_build_closure(plan, tags, requests)
 
     def _artifact_for(self, package: Package, is_root: bool, target: Target, tags: Mapping,
