@@ -1009,8 +1009,10 @@ class WheelhouseBuilder:
             for path, size in record["built_files"].items():
                 if os.path.getsize(path) != size:
                     return None
-            return WheelhouseResult(changed=False, downloaded=0, requests=self.store.requests_made,
-                                    **record["result"])
+            result = dict(record["result"])
+            result["hosts"] = {host: dict(entry, files=record["target_files"][entry["target"]])
+                               for host, entry in result["hosts"].items()}
+            return WheelhouseResult(changed=False, downloaded=0, requests=self.store.requests_made, **result)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -1046,7 +1048,10 @@ class WheelhouseBuilder:
         recorded = dataclasses.asdict(result)
         for key in ("changed", "downloaded", "requests", "repaired"):
             recorded.pop(key)
+        # Each target's files once, not once per host.
+        target_files = {entry["target"]: entry.pop("files") for entry in recorded["hosts"].values()}
         return {"digest": self._inputs, "trees": dict(sorted(self._tree_keys.items())), "published": published,
+                "target_files": target_files,
                 "store": dict(sorted(store.items())),
                 "built_files": {path: os.path.getsize(path) for path in sorted(set(local_files.values()))},
                 "result": recorded}

@@ -350,6 +350,10 @@ def test_unchanged_result_is_the_full_runs_result(served, uv_cache, tmp_path, mo
     assert not short.changed and short.downloaded == 0 and short.requests == 0 and short.reused == 3
     assert short.targets[TARGET]["install_file"]["requirements"] == \
         (dest / "targets" / TARGET / "requirements.txt").read_text()
+    # The record keeps each target's files once, however many hosts share it.
+    record = json.loads((dest / "manifest.json").read_text())["inputs"]
+    assert list(record["target_files"]) == [TARGET] and "files" not in record["result"]["hosts"]["web1"]
+    assert short.hosts["web1"]["files"] == short.hosts["web2"]["files"] == describe_tree(short.hosts["web1"]["path"])
 
     # Check mode takes it as well, and writes nothing.
     checked, dummy = run_with(project, dest, uv_cache, check_mode=True)
