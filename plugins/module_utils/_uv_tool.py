@@ -43,8 +43,9 @@ def find_uv(explicit: Optional[str] = None) -> str:
         return explicit
     found = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
     if not found:
-        raise UvError("uv was not found on the controller; install it (for example 'pip install uv') "
-                      "or set uv_executable.")
+        raise UvError("uv was not found on the controller; install it beside ansible-playbook (for example "
+                      "'pip install uv' in the Python that runs Ansible) or put it on ansible-playbook's PATH "
+                      "(the airgap.uv.wheelhouse module also takes its path as uv_executable).")
     return found
 
 

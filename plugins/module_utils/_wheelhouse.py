@@ -764,8 +764,9 @@ class WheelhouseBuilder:
         # uv wheels are tagged py3-none-<platform>: any Python version selects them.
         wheel = choose_wheel(package.wheels if package else (), target_tags("3.8", "cpython", platforms))
         if wheel is None or not wheel.sha256:
-            raise WheelhouseError("uv %s publishes no binary for target %s (hosts %s); choose another uv "
-                                  "version with airgap_uv_version." % (version, target.id, ", ".join(plan.hosts)))
+            raise WheelhouseError("uv %s publishes no binary for target %s (hosts %s); choose another uv version "
+                                  "with uv_version (role variable uv_deploy_uv_version)."
+                                  % (version, target.id, ", ".join(plan.hosts)))
         return wheel
 
     # -- fixed costs beside the downloads ----------------------------------------------------
