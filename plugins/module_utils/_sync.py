@@ -1187,14 +1187,15 @@ class SyncRunner:
         version = self.project_version(current)
         return "%s%s" % (current.path, " (version %s)" % version if version else "")
 
-    def project_version(self, release: t.Optional[Release]) -> t.Optional[str]:
-        """The version of the deployed project in RELEASE, when the manifest or RELEASE names it."""
-        if release is None:
-            return None
-        project = (release.meta or {}).get("project") or self.project
+    def project_version(self, release: t.Optional[Release],
+                        packages: t.Optional[t.Mapping[str, str]] = None) -> t.Optional[str]:
+        """The deployed project's version among PACKAGES (default: RELEASE's), when the manifest or RELEASE names it."""
+        project = ((release.meta or {}) if release is not None else {}).get("project") or self.project
         if not isinstance(project, dict) or not isinstance(project.get("name"), str):
             return None
-        return release.packages.get(canonical_name(project["name"]))
+        if packages is None:
+            packages = release.packages if release is not None else {}
+        return packages.get(canonical_name(project["name"]))
 
     def note_switch(self, release: Release, previous: t.Optional[Release]) -> None:
         """Record at once that RELEASE went into service, until the controller acknowledges it."""
@@ -1634,7 +1635,7 @@ class SyncRunner:
             "changed": changed,
             "venv": self.p.venv,
             "release": release.path if release is not None else None,
-            "version": self.project_version(release),
+            "version": self.project_version(release, after),
             "previous_release": previous.path if previous is not None else None,
             "packages": format_packages(after),
             "network_used": network_used or None,

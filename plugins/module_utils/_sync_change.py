@@ -610,6 +610,8 @@ class ReleaseChanger:
         if not isinstance(text, str) or not isinstance(wheels, list):
             raise SyncError("pending needs 'requirements' (the install file's text) and 'wheels' (a list of file names)")
         runner.set_editables(pending.get("editable") or [], "pending editable")
+        if isinstance(pending.get("project"), dict):
+            runner.project = pending["project"]
         if not (os.path.isfile(p.uv) and os.access(p.uv, os.X_OK)) or not self._uv_verified():
             # No (trustworthy) uv on the host yet: the environment in service (if any) is
             # compared with the pending set directly, and that uv is never run.

@@ -1244,7 +1244,9 @@ class WheelhouseBuilder:
                                  "build_constraints": build_constraints_text(plan),
                                  "editable": [{"name": e[0], "version": e[1], "filename": e[2], "sha256": e[3]}
                                               for e in sorted(plan.editable_entries)],
-                                 "wheels": sorted(e[2] for e in plan.files)},
+                                 "wheels": sorted(e[2] for e in plan.files),
+                                 "project": ({"name": plan.project[0], "version": plan.project[1]}
+                                             if plan.project else None)},
             }
             for host in plan.hosts:
                 # files: what the host's directory holds (check mode: will hold), as airgap.uv.push

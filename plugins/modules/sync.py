@@ -293,6 +293,9 @@ options:
         type: list
         elements: dict
         default: []
+      project:
+        description: The deployed project's C(name) and C(version) (the C(project) of its manifest), for RV(version).
+        type: dict
 notes:
   - Every switch is recorded on the host until the controller has received the result that reports it
     (the action plugin acknowledges it with a second, short module call after a run that switched).
@@ -554,6 +557,7 @@ ARGUMENT_SPEC = dict(
         wheels=dict(type="list", elements="str", required=True),
         build_constraints=dict(type="str"),
         editable=dict(type="list", elements="dict", default=[]),
+        project=dict(type="dict"),
     )),
 )
 
