@@ -1098,7 +1098,6 @@ class SyncRunner:
         # Packages installed editable from their shipped sdist: name -> Requirement (sha256 of the sdist)
         self.editables: t.Dict[str, Requirement] = {}
         self.editable_files: t.Dict[str, str] = {}  # name -> the sdist's file name in the wheelhouse
-        self.landed: t.List[str] = []  # what this run put in place from the push's staged set
         self.manifest_document: t.Optional[t.Dict[str, t.Any]] = None
         self.project: t.Optional[t.Dict[str, t.Any]] = None  # {"name", "version"} from the manifest
         self.pruned_files: t.Tuple[t.List[str], int] = ([], 0)
@@ -1151,7 +1150,7 @@ class SyncRunner:
         p = self.p
         if p.incoming and not self.check_mode:
             try:
-                self.landed = land_staged(p.incoming)
+                land_staged(p.incoming)
             except InputsError as exc:
                 raise SyncError(str(exc))
             self._validate_inputs()
