@@ -29,24 +29,28 @@ import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import chmod_dir, chown_tree, write_file
 from ansible_collections.airgap.uv.plugins.module_utils._sync_inputs import prune_wheelhouse, wheelhouse_files
-from ansible_collections.airgap.uv.plugins.module_utils._sync import (
+from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
+from ansible_collections.airgap.uv.plugins.module_utils._sync_manifest import ManifestVerifier
+from ansible_collections.airgap.uv.plugins.module_utils._sync_packages import (
     PackageDiff,
     Plan,
-    ManifestVerifier,
-    Release,
-    ReleaseStore,
     Requirement,
-    SyncError,
     canonical_name,
     compare_versions,
     parse_requirements,
+)
+from ansible_collections.airgap.uv.plugins.module_utils._sync_store import (
+    Release,
+    ReleaseStore,
     release_runs,
     resolve_ids,
+    whoami,
+)
+from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import (
     run_command,
     stderr_tail,
     uv_environment,
     uv_failure,
-    whoami,
 )
 
 if t.TYPE_CHECKING:  # pragma: no cover

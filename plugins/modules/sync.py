@@ -572,7 +572,9 @@ def main() -> None:
     replayed = replay_noop(module.params, module._diff)
     if replayed is not None:
         finish(module, replayed)
-    from ansible_collections.airgap.uv.plugins.module_utils._sync import DISK_FULL_HINT, SyncError, SyncRunner
+    from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
+    from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
+    from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import DISK_FULL_HINT
 
     runner = SyncRunner(
         module.params,

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from ansible_collections.airgap.uv.plugins.module_utils import _host_safety as H
-from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
 
 ROOT = os.geteuid() == 0
 NOBODY = 65534
@@ -101,29 +102,29 @@ def test_lock_timeout_names_the_holder_and_files_are_private(tmp_path):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(S.SyncError, match=r"held by pid %d \(read lock: .*python.*flock" % holder.pid):
-            with S.FileLock(lock_path, timeout=0.2):
+        with pytest.raises(E.SyncError, match=r"held by pid %d \(read lock: .*python.*flock" % holder.pid):
+            with ST.FileLock(lock_path, timeout=0.2):
                 pass
     finally:
         holder.kill()
         holder.wait()
     assert stat.S_IMODE(os.stat(lock_path).st_mode) == 0o600  # no other user can open it any more
-    with S.FileLock(lock_path, timeout=1) as lock:
+    with ST.FileLock(lock_path, timeout=1) as lock:
         assert lock.fd is not None
-    state = S.StateFile(str(tmp_path / "state.json"))
+    state = ST.StateFile(str(tmp_path / "state.json"))
     state.set("x", 1)
     state.save()
     assert stat.S_IMODE(os.stat(state.path).st_mode) == 0o600
-    assert S.StateFile.load(state.path).data["x"] == 1
+    assert ST.StateFile.load(state.path).data["x"] == 1
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to hand the file to another user")
 def test_a_state_file_another_user_owns_is_not_trusted(tmp_path):
-    state = S.StateFile(str(tmp_path / "state.json"))
+    state = ST.StateFile(str(tmp_path / "state.json"))
     state.set("noop_result", {"key": "forged", "result": {"changed": False}})
     state.save()
     os.chown(state.path, NOBODY, NOBODY)
-    loaded = S.StateFile.load(state.path)
+    loaded = ST.StateFile.load(state.path)
     assert "noop_result" not in loaded.data and loaded.dirty  # replaced by a file of root's at the end
     loaded.save()
     assert os.stat(state.path).st_uid == 0

@@ -13,6 +13,10 @@ under fixtures/uv_output/<version>/ (see fixtures/uv_output/README.md).
 
 from __future__ import annotations
 
+import time
+import sys
+import hashlib
+import errno
 import fcntl
 import json
 import os
@@ -21,7 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_manifest as M
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_packages as P
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_replay as R
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_uv as U
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
 
 FIXTURES = Path(__file__).absolute().parent / "fixtures" / "uv_output"
@@ -51,7 +61,7 @@ def fixture(version: str, case: str) -> dict:
 
 def test_fixtures_cover_new_and_old_uv():
     assert "0.13.8" in VERSIONS and len(VERSIONS) >= 2
-    assert any(S.compare_versions(v, "0.9") < 0 for v in VERSIONS)
+    assert any(P.compare_versions(v, "0.9") < 0 for v in VERSIONS)
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +71,7 @@ def test_fixtures_cover_new_and_old_uv():
 
 @pytest.mark.parametrize("raw, canon", [("PyYAML", "pyyaml"), ("zope.interface", "zope-interface"), ("a__b-.c", "a-b-c")])
 def test_canonical_name(raw, canon):
-    assert S.canonical_name(raw) == canon
+    assert P.canonical_name(raw) == canon
 
 
 @pytest.mark.parametrize(
@@ -82,14 +92,14 @@ def test_canonical_name(raw, canon):
     ],
 )
 def test_compare_versions(lower, higher):
-    assert S.compare_versions(lower, higher) == -1
-    assert S.compare_versions(higher, lower) == 1
+    assert P.compare_versions(lower, higher) == -1
+    assert P.compare_versions(higher, lower) == 1
 
 
 def test_compare_versions_equal_and_unparsable():
-    assert S.compare_versions("1.0", "1.0.0") == 0
-    assert S.compare_versions("1.0-1", "1.0.post1") == 0
-    assert S.compare_versions("weird-b", "weird-a") == 1
+    assert P.compare_versions("1.0", "1.0.0") == 0
+    assert P.compare_versions("1.0-1", "1.0.post1") == 0
+    assert P.compare_versions("weird-b", "weird-a") == 1
 
 
 # ---------------------------------------------------------------------------
@@ -108,7 +118,7 @@ def test_parse_requirements_as_exported():
         "\n"
         "uvicorn[standard]==0.30.0 --hash %s\n" % (H1, H2, H1, H2)
     )
-    reqs = S.parse_requirements(text)
+    reqs = P.parse_requirements(text)
     assert list(reqs) == ["pyyaml", "six", "uvicorn"]
     assert reqs["pyyaml"].version == "6.0.1" and reqs["pyyaml"].hashes == {H1, H2}
     assert reqs["uvicorn"].hashes == {H2}
@@ -126,20 +136,20 @@ def test_parse_requirements_as_exported():
     ],
 )
 def test_parse_requirements_refuses(line, fragment):
-    with pytest.raises(S.SyncError) as exc:
-        S.parse_requirements(line + "\n", source="req.txt")
+    with pytest.raises(E.SyncError) as exc:
+        P.parse_requirements(line + "\n", source="req.txt")
     assert fragment in exc.value.msg and "req.txt line 1" in exc.value.msg
 
 
 def test_read_requirements_refuses_empty(tmp_path):
     (tmp_path / "r.txt").write_text("# nothing\n")
-    with pytest.raises(S.SyncError, match="lists no packages"):
-        S.read_requirements(str(tmp_path / "r.txt"))
+    with pytest.raises(E.SyncError, match="lists no packages"):
+        P.read_requirements(str(tmp_path / "r.txt"))
 
 
 def test_parse_requirements_duplicate():
-    with pytest.raises(S.SyncError, match="listed twice"):
-        S.parse_requirements("six==1 --hash=%s\nSix==1 --hash=%s\n" % (H1, H1))
+    with pytest.raises(E.SyncError, match="listed twice"):
+        P.parse_requirements("six==1 --hash=%s\nSix==1 --hash=%s\n" % (H1, H1))
 
 
 # ---------------------------------------------------------------------------
@@ -150,14 +160,14 @@ def test_parse_requirements_duplicate():
 def _plan(version: str, case: str, after: dict):
     rec = fixture(version, case)
     assert rec["rc"] == 0, rec
-    return S.state_before(after, S.parse_changes(rec["stdout"], rec["stderr"]))
+    return P.state_before(after, P.parse_changes(rec["stdout"], rec["stderr"]))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_dry_install(version):
     before, reinstalled = _plan(version, "dry_install", REQ1)
     assert before == {} and reinstalled == set()
-    diff = S.PackageDiff(before, REQ1)
+    diff = P.PackageDiff(before, REQ1)
     assert [p["name"] for p in diff.installed] == sorted(REQ1) and diff.changed
 
 
@@ -165,7 +175,7 @@ def test_recorded_dry_install(version):
 @pytest.mark.parametrize("case", ["dry_noop", "noop"])
 def test_recorded_noop(version, case):
     rec = fixture(version, case)
-    assert S.parse_changes(rec["stdout"], rec["stderr"]) == []
+    assert P.parse_changes(rec["stdout"], rec["stderr"]) == []
     assert re.search(r"(Checked|Audited) 4 packages", rec["stderr"])
 
 
@@ -174,7 +184,7 @@ def test_recorded_noop(version, case):
 def test_recorded_upgrade_remove_install(version, case):
     before, reinstalled = _plan(version, case, REQ2)
     assert before == REQ1 and not reinstalled
-    diff = S.PackageDiff(before, REQ2)
+    diff = P.PackageDiff(before, REQ2)
     assert diff.upgraded == [{"name": "six", "from": "1.16.0", "to": "1.17.0"}]
     assert diff.removed == [{"name": "markupsafe", "version": "2.1.5"}]
     assert diff.installed == [{"name": "pyyaml", "version": "6.0.1"}]
@@ -185,7 +195,7 @@ def test_recorded_upgrade_remove_install(version, case):
 def test_recorded_downgrade(version):
     before, _reinstalled = _plan(version, "dry_downgrade", REQ1)
     assert before == REQ2
-    diff = S.PackageDiff(before, REQ1)
+    diff = P.PackageDiff(before, REQ1)
     assert diff.downgraded == [{"name": "six", "from": "1.17.0", "to": "1.16.0"}]
     assert diff.installed == [{"name": "markupsafe", "version": "2.1.5"}] and diff.upgraded == []
 
@@ -193,30 +203,30 @@ def test_recorded_downgrade(version):
 def test_json_and_text_agree():
     for case in ("dry_install", "install", "dry_change", "change", "dry_downgrade"):
         rec = fixture("0.13.8", case)
-        from_json = S.parse_changes_json(rec["stdout"])
+        from_json = P.parse_changes_json(rec["stdout"])
         assert from_json is not None
-        assert sorted(from_json) == sorted(S.parse_changes_text(rec["stderr"])), case
+        assert sorted(from_json) == sorted(P.parse_changes_text(rec["stderr"])), case
 
 
 def test_json_unknown_schema_falls_back_to_text():
     rec = fixture("0.13.8", "dry_change")
     weird = json.dumps({"changes": [{"name": "six", "action": "transmogrified"}]})
-    assert S.parse_changes_json(weird) is None
-    assert S.parse_changes(weird, rec["stderr"]) == S.parse_changes_text(rec["stderr"])
-    assert S.parse_changes("not json", rec["stderr"]) == S.parse_changes_text(rec["stderr"])
+    assert P.parse_changes_json(weird) is None
+    assert P.parse_changes(weird, rec["stderr"]) == P.parse_changes_text(rec["stderr"])
+    assert P.parse_changes("not json", rec["stderr"]) == P.parse_changes_text(rec["stderr"])
 
 
 def test_text_reinstall_and_url_lines():
     stderr = " ~ myproj==0.1.0\n - foo @ file:///w/foo-1.0-py3-none-any.whl\n + Bar_Baz==2.0\nResolved 3 packages\n"
-    changes = S.parse_changes_text(stderr)
+    changes = P.parse_changes_text(stderr)
     assert changes == [
-        S.Change("myproj", "0.1.0", S.REINSTALL),
-        S.Change("foo", None, S.REMOVE),
-        S.Change("bar-baz", "2.0", S.INSTALL),
+        P.Change("myproj", "0.1.0", P.REINSTALL),
+        P.Change("foo", None, P.REMOVE),
+        P.Change("bar-baz", "2.0", P.INSTALL),
     ]
-    before, reinstalled = S.state_before({"myproj": "0.1.0", "bar-baz": "2.0"}, changes)
+    before, reinstalled = P.state_before({"myproj": "0.1.0", "bar-baz": "2.0"}, changes)
     assert reinstalled == {"myproj"} and before == {"myproj": "0.1.0", "foo": "unknown"}
-    assert S.PackageDiff(before, {"myproj": "0.1.0", "bar-baz": "2.0"}, reinstalled).reinstalled == [
+    assert P.PackageDiff(before, {"myproj": "0.1.0", "bar-baz": "2.0"}, reinstalled).reinstalled == [
         {"name": "myproj", "version": "0.1.0"}
     ]
 
@@ -229,21 +239,21 @@ def test_recorded_pip_list(version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_failures_keep_stderr_tail(version):
     rec = fixture(version, "fail_corrupt")
-    res = S.CommandResult(rec["argv"], rec["rc"], rec["stdout"], rec["stderr"])
-    err = S.uv_failure("uv pip sync", res, hint="HINT")
+    res = U.CommandResult(rec["argv"], rec["rc"], rec["stdout"], rec["stderr"])
+    err = U.uv_failure("uv pip sync", res, hint="HINT")
     assert rec["rc"] != 0 and "exit code %d" % rec["rc"] in err.msg
     assert "idna" in err.msg and err.msg.endswith("HINT")
     assert err.details["cmd"] == rec["argv"] and err.details["rc"] == rec["rc"]
     missing = fixture(version, "fail_missing")
-    assert "9.9.9" in S.uv_failure("x", S.CommandResult([], missing["rc"], "", missing["stderr"])).msg
+    assert "9.9.9" in U.uv_failure("x", U.CommandResult([], missing["rc"], "", missing["stderr"])).msg
     online = fixture(version, "online_unreachable")
-    assert online["rc"] != 0 and "index.invalid" in S.stderr_tail(online["stderr"])
+    assert online["rc"] != 0 and "index.invalid" in U.stderr_tail(online["stderr"])
     for case in ("venv_nopython_path", "venv_nopython_version"):
         assert fixture(version, case)["rc"] != 0
 
 
 def test_killed_by_signal_message():
-    err = S.uv_failure("uv pip sync", S.CommandResult(["uv"], -9, "", ""))
+    err = U.uv_failure("uv pip sync", U.CommandResult(["uv"], -9, "", ""))
     assert "killed by signal 9" in err.msg
 
 
@@ -252,15 +262,15 @@ def test_killed_by_signal_message():
     [("uv 0.13.8 (abcdef 2025-01-01)\n", "0.13.8"), ("uv 0.5.31\n", "0.5.31"), ("uv 0.9.0+12 (x)", "0.9.0+12")],
 )
 def test_parse_uv_version(text, version):
-    assert S.parse_uv_version(text) == version
+    assert P.parse_uv_version(text) == version
 
 
 def test_package_diff_lists():
-    diff = S.PackageDiff({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "1.5", "d": "1"})
+    diff = P.PackageDiff({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "1.5", "d": "1"})
     assert diff.installed == [{"name": "d", "version": "1"}]
     assert diff.removed == [{"name": "c", "version": "3"}]
     assert diff.downgraded == [{"name": "b", "from": "2", "to": "1.5"}]
-    assert S.PackageDiff({"a": "1"}, {"a": "1"}).changed is False
+    assert P.PackageDiff({"a": "1"}, {"a": "1"}).changed is False
 
 
 # ---------------------------------------------------------------------------
@@ -273,12 +283,12 @@ def test_uv_environment_sanitized():
         "HOME": "/home/u", "PATH": "/bin", "UV_OFFLINE": "", "UV_INDEX_URL": "http://x", "UV_NO_CONFIG": "0",
         "PIP_INDEX_URL": "http://x", "VIRTUAL_ENV": "/v", "PYTHONPATH": "/p", "SSL_CERT_DIR": "/etc/ssl/certs",
     }
-    env = S.uv_environment(base, "/c", offline=True)
+    env = U.uv_environment(base, "/c", offline=True)
     assert env == {
         "HOME": "/home/u", "PATH": "/bin", "UV_NO_CONFIG": "1", "UV_CACHE_DIR": "/c",
         "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_OFFLINE": "1",
     }
-    online = S.uv_environment(base, "/c", offline=False)
+    online = U.uv_environment(base, "/c", offline=False)
     assert "UV_OFFLINE" not in online and online["SSL_CERT_DIR"] == "/etc/ssl/certs"
     assert not any(k.startswith("PIP_") for k in online)
 
@@ -295,28 +305,28 @@ class FakeUv:
         joined = " ".join(argv)
         for key, (rc, out, err) in self.answers.items():
             if key in joined:
-                return S.CommandResult(argv, rc, out, err)
+                return U.CommandResult(argv, rc, out, err)
         if "--version" in argv:
-            return S.CommandResult(argv, 0, "uv 0.13.8 (x 2025-01-01)\n", "")
+            return U.CommandResult(argv, 0, "uv 0.13.8 (x 2025-01-01)\n", "")
         if "--help" in argv:
-            return S.CommandResult(argv, 0, "  --output-format <FORMAT>\n", "")
-        return S.CommandResult(argv, 0, "", "")
+            return U.CommandResult(argv, 0, "  --output-format <FORMAT>\n", "")
+        return U.CommandResult(argv, 0, "", "")
 
 
 def test_uv_info_cached_in_state(tmp_path):
     uv = tmp_path / "uv"
     uv.write_text("#!/bin/sh\n")
     fake = FakeUv()
-    state = S.StateFile(str(tmp_path / "state.json"))
-    info = S.Uv(str(uv), "/c", {}, fake).info(state)
-    assert info == S.UvInfo("0.13.8", True) and len(fake.calls) == 2
+    state = ST.StateFile(str(tmp_path / "state.json"))
+    info = U.Uv(str(uv), "/c", {}, fake).info(state)
+    assert info == U.UvInfo("0.13.8", True) and len(fake.calls) == 2
     assert all(argv[1] == "--no-config" for argv, _env in fake.calls)
     state.save()
     fake2 = FakeUv()
-    assert S.Uv(str(uv), "/c", {}, fake2).info(S.StateFile.load(state.path)) == info and fake2.calls == []
+    assert U.Uv(str(uv), "/c", {}, fake2).info(ST.StateFile.load(state.path)) == info and fake2.calls == []
     uv.write_text("#!/bin/sh\n# another uv\n")  # other size -> probed again
     fake3 = FakeUv()
-    S.Uv(str(uv), "/c", {}, fake3).info(S.StateFile.load(state.path))
+    U.Uv(str(uv), "/c", {}, fake3).info(ST.StateFile.load(state.path))
     assert len(fake3.calls) == 2
 
 
@@ -331,7 +341,7 @@ def _manifest(tmp_path, files):
     entries = []
     for name, data in files.items():
         (wh / name).write_bytes(data)
-        entries.append({"filename": name, "sha256": S.hashlib.sha256(data).hexdigest(), "size": len(data)})
+        entries.append({"filename": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
     m = tmp_path / "manifest.json"
     m.write_text(json.dumps({"format": 1, "files": entries, "uv_version": "0.13.8"}))
     return m, wh
@@ -339,14 +349,14 @@ def _manifest(tmp_path, files):
 
 def test_manifest_ok_and_cached(tmp_path, monkeypatch):
     m, wh = _manifest(tmp_path, {"a-1-py3-none-any.whl": b"aaa", "b-1-py3-none-any.whl": b"bbbb"})
-    state = S.StateFile(str(tmp_path / "state.json"))
-    S.ManifestVerifier(str(m), str(wh), state).verify()
+    state = ST.StateFile(str(tmp_path / "state.json"))
+    M.ManifestVerifier(str(m), str(wh), state).verify()
     assert len(state.data["sha256"]) == 2 and state.dirty
     state.save()
     hashed = []
-    monkeypatch.setattr(S, "sha256_file", lambda p: hashed.append(p) or "x")
-    state2 = S.StateFile.load(state.path)
-    S.ManifestVerifier(str(m), str(wh), state2).verify()
+    monkeypatch.setattr(M, "sha256_file", lambda p: hashed.append(p) or "x")
+    state2 = ST.StateFile.load(state.path)
+    M.ManifestVerifier(str(m), str(wh), state2).verify()
     assert hashed == [] and not state2.dirty
 
 
@@ -355,8 +365,8 @@ def test_manifest_missing_and_corrupt_named(tmp_path):
     (wh / "a-1.whl").unlink()
     (wh / "b-1.whl").write_bytes(b"bbbX")  # same size
     (wh / "c-1.whl").write_bytes(b"ccc")  # other size
-    with pytest.raises(S.SyncError) as exc:
-        S.ManifestVerifier(str(m), str(wh), S.StateFile(str(tmp_path / "s"))).verify()
+    with pytest.raises(E.SyncError) as exc:
+        M.ManifestVerifier(str(m), str(wh), ST.StateFile(str(tmp_path / "s"))).verify()
     msg = exc.value.msg
     assert "%s is missing" % (wh / "a-1.whl") in msg
     assert "%s is corrupt: sha256" % (wh / "b-1.whl") in msg
@@ -365,24 +375,24 @@ def test_manifest_missing_and_corrupt_named(tmp_path):
 
 def test_manifest_detects_change_with_same_mtime(tmp_path):
     m, wh = _manifest(tmp_path, {"a-1.whl": b"aaa"})
-    state = S.StateFile(str(tmp_path / "s"))
-    S.ManifestVerifier(str(m), str(wh), state).verify()
+    state = ST.StateFile(str(tmp_path / "s"))
+    M.ManifestVerifier(str(m), str(wh), state).verify()
     st = os.stat(wh / "a-1.whl")
     (wh / "a-1.whl").write_bytes(b"aaX")
     os.utime(wh / "a-1.whl", ns=(st.st_atime_ns, st.st_mtime_ns))  # ctime still moves
-    with pytest.raises(S.SyncError, match="corrupt"):
-        S.ManifestVerifier(str(m), str(wh), state).verify()
+    with pytest.raises(E.SyncError, match="corrupt"):
+        M.ManifestVerifier(str(m), str(wh), state).verify()
 
 
 @pytest.mark.parametrize("content, fragment", [("{", "not valid JSON"), ('{"format": 2, "files": []}', "unsupported format")])
 def test_manifest_bad_document(tmp_path, content, fragment):
     (tmp_path / "m.json").write_text(content)
-    with pytest.raises(S.SyncError, match=fragment):
-        S.ManifestVerifier(str(tmp_path / "m.json"), str(tmp_path), S.StateFile(str(tmp_path / "s"))).verify()
+    with pytest.raises(E.SyncError, match=fragment):
+        M.ManifestVerifier(str(tmp_path / "m.json"), str(tmp_path), ST.StateFile(str(tmp_path / "s"))).verify()
 
 
 def test_manifest_paths(tmp_path):
-    v = S.ManifestVerifier(str(tmp_path / "manifest.json"), str(tmp_path / "wh"), S.StateFile("x"))
+    v = M.ManifestVerifier(str(tmp_path / "manifest.json"), str(tmp_path / "wh"), ST.StateFile("x"))
     assert v.resolve("a.whl") == str(tmp_path / "wh" / "a.whl")
     assert v.resolve("bin/uv") == str(tmp_path / "bin" / "uv")
 
@@ -394,19 +404,19 @@ def test_manifest_paths(tmp_path):
 
 def test_lock_times_out_with_clear_message(tmp_path):
     path = str(tmp_path / "x.lock")
-    with S.FileLock(path, 5):
-        t0 = S.time.monotonic()
-        with pytest.raises(S.SyncError) as exc:
-            with S.FileLock(path, 0.3):
+    with ST.FileLock(path, 5):
+        t0 = time.monotonic()
+        with pytest.raises(E.SyncError) as exc:
+            with ST.FileLock(path, 0.3):
                 pass
-        assert S.time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 3
         assert "Timed out after 0.3s" in exc.value.msg and path in exc.value.msg and str(os.getpid()) in exc.value.msg
-    with S.FileLock(path, 0):  # released
+    with ST.FileLock(path, 0):  # released
         pass
 
 
 def test_shared_lock_without_file_creates_nothing(tmp_path):
-    with S.FileLock(str(tmp_path / "none.lock"), 1, shared=True, create=False):
+    with ST.FileLock(str(tmp_path / "none.lock"), 1, shared=True, create=False):
         pass
     assert os.listdir(tmp_path) == []
 
@@ -416,8 +426,8 @@ def test_shared_lock_waits_for_writer(tmp_path):
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        with pytest.raises(S.SyncError, match="Timed out"):
-            with S.FileLock(path, 0.2, shared=True, create=False):
+        with pytest.raises(E.SyncError, match="Timed out"):
+            with ST.FileLock(path, 0.2, shared=True, create=False):
                 pass
     finally:
         os.close(fd)
@@ -426,8 +436,8 @@ def test_shared_lock_waits_for_writer(tmp_path):
 def test_state_file_corrupt_is_ignored(tmp_path):
     p = tmp_path / "state.json"
     p.write_text("{garbage")
-    st = S.StateFile.load(str(p))
-    assert st.data == {"format": S.STATE_FORMAT}
+    st = ST.StateFile.load(str(p))
+    assert st.data == {"format": R.STATE_FORMAT}
     st.set("k", 1)
     st.save()
     assert json.loads(p.read_text())["k"] == 1
@@ -439,14 +449,14 @@ def test_state_file_corrupt_is_ignored(tmp_path):
 
 
 def _complete(store, rel_id, previous=None):
-    rel = S.Release(os.path.join(store.releases_dir, rel_id))
+    rel = ST.Release(os.path.join(store.releases_dir, rel_id))
     os.makedirs(os.path.join(rel.path, "bin"))
     C.ReleaseWriter(store).write_meta(rel, {"format": 1, "id": rel_id, "previous": previous, "packages": {"six": {"version": "1", "hashes": []}}})
     return rel
 
 
 def test_store_inspect_kinds(tmp_path):
-    store = S.ReleaseStore(str(tmp_path / "venv"))
+    store = ST.ReleaseStore(str(tmp_path / "venv"))
     assert store.releases_dir == str(tmp_path / ".venv.releases")
     assert store.lock_path == str(tmp_path / ".venv.releases.lock")
     assert store.inspect().kind == "absent"
@@ -466,7 +476,7 @@ def test_store_inspect_kinds(tmp_path):
 
 
 def test_store_activate_absolute_when_elsewhere(tmp_path):
-    store = S.ReleaseStore(str(tmp_path / "a" / "venv"), str(tmp_path / "r"))
+    store = ST.ReleaseStore(str(tmp_path / "a" / "venv"), str(tmp_path / "r"))
     os.makedirs(tmp_path / "a")
     rel = _complete(store, "20250101T000000.000000Z-aaaaaa")
     C.ReleaseWriter(store).activate(rel)
@@ -475,11 +485,11 @@ def test_store_activate_absolute_when_elsewhere(tmp_path):
 
 
 def test_store_cleanup_and_previous(tmp_path):
-    store = S.ReleaseStore(str(tmp_path / "venv"))
+    store = ST.ReleaseStore(str(tmp_path / "venv"))
     r1 = _complete(store, "20250101T000000.000000Z-000001")
     r2 = _complete(store, "20250102T000000.000000Z-000002", previous=r1.id)
     r3 = _complete(store, "20250103T000000.000000Z-000003", previous=r2.id)
-    half = S.Release(os.path.join(store.releases_dir, "20250104T000000.000000Z-000004"))
+    half = ST.Release(os.path.join(store.releases_dir, "20250104T000000.000000Z-000004"))
     os.makedirs(half.path)
     C.ReleaseWriter(store).activate(r2)  # after a rollback to r2, r1 is r2's previous
     (tmp_path / ".venv.tmp-1-abc").symlink_to("x")
@@ -491,7 +501,7 @@ def test_store_cleanup_and_previous(tmp_path):
 
 
 def test_previous_falls_back_to_newest_older(tmp_path):
-    store = S.ReleaseStore(str(tmp_path / "venv"))
+    store = ST.ReleaseStore(str(tmp_path / "venv"))
     r1 = _complete(store, "20250101T000000.000000Z-000001")
     r2 = _complete(store, "20250102T000000.000000Z-000002", previous="20240101T000000.000000Z-pruned")
     assert store.previous_of(r2).id == r1.id
@@ -532,7 +542,7 @@ def inputs(tmp_path):
 )
 def test_runner_validation_before_uv(inputs, tmp_path, override, fragment):
     fake = FakeUv()
-    with pytest.raises(S.SyncError) as exc:
+    with pytest.raises(E.SyncError) as exc:
         S.SyncRunner(dict(inputs, **override), runner=fake).run()
     assert fragment in exc.value.msg
     assert fake.calls == []
@@ -541,19 +551,19 @@ def test_runner_validation_before_uv(inputs, tmp_path, override, fragment):
 
 def test_runner_refuses_real_directory(inputs, tmp_path):
     os.makedirs(tmp_path / "app" / "venv")
-    with pytest.raises(S.SyncError, match="adopt=true"):
+    with pytest.raises(E.SyncError, match="adopt=true"):
         S.SyncRunner(inputs, runner=FakeUv()).run()
     assert os.listdir(tmp_path / "app" / "venv") == []
 
 
 def test_runner_rollback_without_release(inputs):
-    with pytest.raises(S.SyncError, match="no release of this module is in service"):
+    with pytest.raises(E.SyncError, match="no release of this module is in service"):
         S.SyncRunner(dict(inputs, state="rollback"), runner=FakeUv()).run()
 
 
 def test_runner_fallback_goes_offline(inputs, tmp_path):
     """network=fallback: an online failure repeats the step offline (fake uv)."""
-    store = S.ReleaseStore(inputs["venv"])
+    store = ST.ReleaseStore(inputs["venv"])
     os.makedirs(os.path.dirname(inputs["venv"]))
     rel = _complete(store, "20250101T000000.000000Z-000001")
     C.ReleaseWriter(store).write_meta(rel, {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H1]}}})
@@ -573,7 +583,7 @@ def test_runner_fallback_goes_offline(inputs, tmp_path):
 
 
 def test_runner_content_change_detected(inputs, tmp_path):
-    store = S.ReleaseStore(inputs["venv"])
+    store = ST.ReleaseStore(inputs["venv"])
     os.makedirs(os.path.dirname(inputs["venv"]))
     rel = _complete(store, "20250101T000000.000000Z-000001")
     C.ReleaseWriter(store).write_meta(rel, {"format": 1, "python": "/usr/bin/python3", "packages": {"six": {"version": "1.16.0", "hashes": [H2]}}})
@@ -611,7 +621,7 @@ def test_parse_mode(value, mode):
     ],
 )
 def test_parse_mode_refuses(value, fragment):
-    with pytest.raises(S.SyncError) as exc:
+    with pytest.raises(E.SyncError) as exc:
         S.parse_mode(value)
     assert fragment in exc.value.msg
 
@@ -619,7 +629,7 @@ def test_parse_mode_refuses(value, fragment):
 def test_runner_refuses_bad_mode_before_uv(inputs, tmp_path):
     fake = FakeUv()
     for state in ("present", "rollback"):
-        with pytest.raises(S.SyncError, match="must give the owner rwx"):
+        with pytest.raises(E.SyncError, match="must give the owner rwx"):
             S.SyncRunner(dict(inputs, mode="0644", state=state), runner=fake).run()
     assert fake.calls == [] and not (tmp_path / "app").exists()
 
@@ -630,7 +640,7 @@ def test_runner_refuses_bad_mode_before_uv(inputs, tmp_path):
 
 
 def _reqs(**pins):
-    return {name: S.Requirement(name, version, hashes) for name, (version, hashes) in pins.items()}
+    return {name: P.Requirement(name, version, hashes) for name, (version, hashes) in pins.items()}
 
 
 @pytest.mark.parametrize(
@@ -715,10 +725,10 @@ def test_make_durable_syncfs_fallback_and_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
     monkeypatch.setattr(C, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
     assert C.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: S.errno.ENOSYS))  # refused by a seccomp filter
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: errno.ENOSYS))  # refused by a seccomp filter
     assert C.make_durable(str(tmp_path / "rel")) == "fsync"
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: S.errno.EIO))
-    with pytest.raises(S.SyncError, match=r"Cannot flush .*/rel to disk: Input/output error"):
+    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: errno.EIO))
+    with pytest.raises(E.SyncError, match=r"Cannot flush .*/rel to disk: Input/output error"):
         C.make_durable(str(tmp_path / "rel"))
 
 
@@ -756,14 +766,14 @@ def _real_bundle(tmp_path, uv_bin, uv_cache):
     pins("alpha-1.0", "beta-1.0")
     params = {"uv": uv_bin, "wheelhouse": str(wheelhouse), "requirements": str(requirements),
               "venv": str(tmp_path / "app" / "venv"), "cache_dir": uv_cache,
-              "python": os.path.realpath(S.sys.executable)}
+              "python": os.path.realpath(sys.executable)}
     return params, pins
 
 
 def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, uv_bin, uv_cache, fsync_log):
     params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
     first = S.SyncRunner(params).run()
-    store = S.ReleaseStore(params["venv"])
+    store = ST.ReleaseStore(params["venv"])
     release = first["release"]
     order = list(fsync_log)
 
@@ -773,7 +783,7 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
     # the files uv wrote, then the metadata (the completion mark) and its entry, then the
     # release's entry in the releases directory, then the switch and the symlink's directory
-    meta_tmp = os.path.join(release, ".%s.tmp-%d" % (S.RELEASE_META, os.getpid()))
+    meta_tmp = os.path.join(release, ".%s.tmp-%d" % (R.RELEASE_META, os.getpid()))
     assert at("syncfs", store.releases_dir) < at("fsync", meta_tmp)
     assert at("fsync", meta_tmp) < at("fsync", release)
     assert at("fsync", release) < at("fsync", store.releases_dir) < at("activate", release)
@@ -789,11 +799,11 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
     def failing(fd):
         if os.path.dirname(_fd_path(fd)) == store.releases_dir:
-            raise OSError(S.errno.EIO, "Input/output error")
+            raise OSError(errno.EIO, "Input/output error")
         return real_fsync(fd)
 
-    S.os.fsync = failing  # restored by the fsync_log fixture's monkeypatch
-    with pytest.raises(S.SyncError, match="Cannot flush .* to disk: Input/output error; the release in service was left alone"):
+    os.fsync = failing  # restored by the fsync_log fixture's monkeypatch
+    with pytest.raises(E.SyncError, match="Cannot flush .* to disk: Input/output error; the release in service was left alone"):
         S.SyncRunner(params).run()
     assert store.inspect().current.path == release
     assert os.listdir(store.releases_dir) == [os.path.basename(release)]
@@ -805,7 +815,7 @@ def test_build_falls_back_to_fsync_of_every_file(tmp_path, uv_bin, uv_cache, fsy
     release = S.SyncRunner(params).run()["release"]
     flushed = {path for kind, path in fsync_log if kind == "fsync"}
     assert not [kind for kind, _p in fsync_log if kind == "syncfs"]
-    init = os.path.join(release, "lib", "python%d.%d" % S.sys.version_info[:2], "site-packages", "alpha", "__init__.py")
+    init = os.path.join(release, "lib", "python%d.%d" % sys.version_info[:2], "site-packages", "alpha", "__init__.py")
     assert init in flushed and os.path.join(release, "pyvenv.cfg") in flushed
     assert os.path.join(release, "bin") in flushed
 
@@ -819,11 +829,11 @@ class _CountingRunner:
     def __call__(self, argv, env):
         if "--dry-run" in argv:
             self.dry_runs += 1
-        return S.run_command(argv, env)
+        return U.run_command(argv, env)
 
 
 def _site_packages(release):
-    return os.path.join(release, "lib", "python%d.%d" % S.sys.version_info[:2], "site-packages")
+    return os.path.join(release, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 
 
 def test_noop_dry_run_is_recorded_and_replayed_until_an_input_changes(tmp_path, uv_bin, uv_cache):
@@ -872,13 +882,13 @@ def test_environment_fingerprint_sees_entries_and_metadata(tmp_path):
     (site / "pkg-1.0.dist-info").mkdir(parents=True)
     (site / "pkg-1.0.dist-info" / "METADATA").write_text("Name: pkg\nVersion: 1.0\n")
     (site / "pkg").mkdir()
-    first = S.environment_fingerprint(str(tmp_path))
-    assert first == S.environment_fingerprint(str(tmp_path))
+    first = R.environment_fingerprint(str(tmp_path))
+    assert first == R.environment_fingerprint(str(tmp_path))
     (site / "pkg" / "module.py").write_text("")  # inside a package, not metadata: uv does not look
-    assert S.environment_fingerprint(str(tmp_path))[2:] == first[2:]
+    assert R.environment_fingerprint(str(tmp_path))[2:] == first[2:]
     (site / "other.pth").write_text("")
-    assert S.environment_fingerprint(str(tmp_path)) != first
-    assert S.environment_fingerprint(str(tmp_path / "absent")) == []
+    assert R.environment_fingerprint(str(tmp_path)) != first
+    assert R.environment_fingerprint(str(tmp_path / "absent")) == []
 
 
 _RUN_AND_REPORT_IMPORTS = """
@@ -897,8 +907,8 @@ def _run_and_report_imports(params, check_mode=False):
     import subprocess
 
     proc = subprocess.run(
-        [S.sys.executable, "-c", _RUN_AND_REPORT_IMPORTS, json.dumps(params), "check" if check_mode else "apply"],
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in S.sys.path if p)),
+        [sys.executable, "-c", _RUN_AND_REPORT_IMPORTS, json.dumps(params), "check" if check_mode else "apply"],
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
         capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stderr
@@ -971,7 +981,7 @@ def test_a_repeated_noop_is_answered_from_its_record_until_anything_it_looks_at_
     assert replay_noop(run_params, False) == noop
 
     # a run holding the store's lock (a switch in progress): no answer until it is done
-    with open(S.ReleaseStore(params["venv"]).lock_path, "a") as lock:
+    with open(ST.ReleaseStore(params["venv"]).lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert replay_noop(run_params, False) is None
         fcntl.flock(lock, fcntl.LOCK_UN)

@@ -15,6 +15,7 @@ import tarfile
 
 import pytest
 
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
 from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync import FakeUv
@@ -57,7 +58,7 @@ def test_extract_sdist_returns_the_project_directory(tmp_path):
 def test_extract_sdist_refuses_unsafe_archives(tmp_path, members, fragment):
     archive = tmp_path / "bad.tar.gz"
     make_sdist(str(archive), members)
-    with pytest.raises(S.SyncError) as caught:
+    with pytest.raises(E.SyncError) as caught:
         C.extract_sdist(str(archive), str(tmp_path / "src"))
     assert fragment in caught.value.msg
     assert not (tmp_path / "src").exists() and not (tmp_path.parent / "evil").exists()
@@ -100,7 +101,7 @@ def test_shipped_sdists_build_with_pinned_hash_checked_constraints(inputs, tmp_p
 
 
 def test_missing_build_constraints_is_named(inputs, tmp_path):
-    with pytest.raises(S.SyncError) as caught:
+    with pytest.raises(E.SyncError) as caught:
         S.SyncRunner(dict(inputs, build_constraints=str(tmp_path / "nope.txt")), runner=FakeUv()).run()
     assert "build constraints file %s does not exist" % (tmp_path / "nope.txt") in caught.value.msg
 
@@ -111,7 +112,7 @@ def test_missing_build_constraints_is_named(inputs, tmp_path):
 ])
 def test_bad_editable_entries_are_refused(inputs, entry, fragment):
     pending = {"requirements": "six==1.16.0 --hash=%s\n" % H1, "wheels": [], "editable": [entry]}
-    with pytest.raises(S.SyncError) as caught:
+    with pytest.raises(E.SyncError) as caught:
         S.SyncRunner(dict(inputs, pending=pending), check_mode=True, runner=FakeUv()).run()
     assert fragment in caught.value.msg
 
