@@ -39,8 +39,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".venv", "collections"))
 
 import wheelhouse_bench as wb  # noqa: E402  (beside this file)
 
-from ansible_collections.airgap.uv.plugins.module_utils import _verify  # noqa: E402
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (  # noqa: E402
+from ansible_collections.airgap.uv.plugins.plugin_utils import _verify  # noqa: E402
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (  # noqa: E402
     WheelhouseBuilder,
     WheelhouseOptions,
 )

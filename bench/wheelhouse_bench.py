@@ -159,7 +159,7 @@ def _instrument(timings: dict) -> None:
     import importlib
 
     for module_name, owner_name, attribute, label in PHASES:
-        module = importlib.import_module("ansible_collections.airgap.uv.plugins.module_utils." + module_name)
+        module = importlib.import_module("ansible_collections.airgap.uv.plugins.plugin_utils." + module_name)
         owner = getattr(module, owner_name, None) if owner_name else module
         original = getattr(owner, attribute, None) if owner is not None else None
         if original is None:
@@ -186,8 +186,8 @@ def child(spec_json: str) -> int:
     started = time.perf_counter()
     spec = json.loads(spec_json)
     sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
     imported = time.perf_counter()
     timings: dict = {}
@@ -268,7 +268,7 @@ def floor_child(spec_json: str) -> int:
 
 def lock_urls(*locks: str) -> dict:
     """{sha256: url} of every remote artifact in these uv.lock files."""
-    from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
 
     urls = {}
     for path in locks:
@@ -341,11 +341,11 @@ class Bench:
     def preflight(self, project: str, targets: dict) -> dict:
         """Packages each target selects, and any that would need a build (not a fair bench)."""
         sys.path.insert(0, COLLECTIONS)
-        from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
-        from ansible_collections.airgap.uv.plugins.module_utils._selection import (
+        from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+        from ansible_collections.airgap.uv.plugins.plugin_utils._selection import (
             SelectionOptions, read_default_groups, select_packages)
-        from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel, target_platforms, target_tags
-        from ansible_collections.airgap.uv.plugins.module_utils._target import Target
+        from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel, target_platforms, target_tags
+        from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 
         lock = load_lock(os.path.join(project, "uv.lock"))
         groups = read_default_groups(os.path.join(project, "pyproject.toml"))

@@ -15,7 +15,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.airgap.uv.plugins.module_utils._verify import manifest_mismatches
+from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
 
 MANIFEST = "manifest.json"
 

@@ -15,9 +15,9 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 try:
-    from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvError, find_uv
-    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+    from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvError, find_uv
+    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
         WheelhouseBuilder,
         WheelhouseError,
         WheelhouseOptions,

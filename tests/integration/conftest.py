@@ -263,8 +263,8 @@ def linux_x86_64_facts() -> dict:
 @pytest.fixture(scope="session")
 def _wheelhouse_seed(tmp_path_factory, uv_executable, linux_x86_64_facts) -> str:
     """A cache dir after one wheelhouse run of an empty project: uv's release lock and wheel."""
-    from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
     base = tmp_path_factory.mktemp("wheelhouse-seed")
     project = base / "empty"

@@ -40,7 +40,7 @@ JUNK = [
     ("examples/hello-airgap/dist/hello_airgap-0.1.0-py3-none-any.whl", 3000),
     ("examples/hello-airgap/src/hello_airgap.egg-info/PKG-INFO", 100),
     ("plugins/modules/__pycache__/sync.cpython-311.pyc", 5000),
-    ("plugins/module_utils/_lock.cpython-311.pyc", 100),
+    ("plugins/plugin_utils/_lock.cpython-311.pyc", 100),
     ("tests/unit/__pycache__/conftest.cpython-311-pytest-8.3.3.pyc", 500),
     ("tests/integration/.pytest_cache/v/cache/nodeids", 100),
     ("tests/output/.tmp/sanity/result.json", 100),
@@ -65,7 +65,7 @@ JUNK = [
 
 # A file the collection must carry, for each kind of content.
 REQUIRED = ["README.md", "MANIFEST.json", "FILES.json", "meta/runtime.yml", "plugins/modules/sync.py",
-            "plugins/action/wheelhouse.py", "plugins/module_utils/_lock.py", "roles/uv_deploy/tasks/main.yml",
+            "plugins/action/wheelhouse.py", "plugins/plugin_utils/_lock.py", "roles/uv_deploy/tasks/main.yml",
             "roles/uv_deploy/meta/argument_specs.yml", "playbooks/deploy_offline.yml",
             "examples/hello-airgap/pyproject.toml", "changelogs/changelog.yaml"]
 
@@ -172,7 +172,7 @@ def _plugins(root: str) -> dict[str, list[str]]:
     found: dict[str, set] = {}
     plugins_dir = os.path.join(root, "plugins")
     for kind in sorted(os.listdir(plugins_dir)):
-        if kind == "module_utils" or not os.path.isdir(os.path.join(plugins_dir, kind)):
+        if kind in ("module_utils", "plugin_utils") or not os.path.isdir(os.path.join(plugins_dir, kind)):
             continue
         # Action plugins are documented as modules (plugins/modules/<name>.py holds the doc).
         doc_type = "module" if kind in ("modules", "action") else kind

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
 from testbed_env import EXAMPLE, REPO, TESTBED, VENV_BIN, ansible_env  # same directory, on sys.path
 

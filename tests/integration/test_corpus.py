@@ -35,14 +35,14 @@ from typing import Mapping
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
     WheelhouseBuilder,
     WheelhouseError,
     WheelhouseOptions,
 )
-from ansible_collections.airgap.uv.tests.unit.plugins.module_utils import uvlock_helpers as H
+from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils import uvlock_helpers as H
 
 from packaging.utils import canonicalize_name
 
@@ -94,7 +94,7 @@ def target_facts(target: H.Target) -> dict:
 
 
 def target_id(target: H.Target) -> str:
-    from ansible_collections.airgap.uv.plugins.module_utils._target import Target
+    from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 
     return Target.from_facts(target_facts(target)).id
 
@@ -493,8 +493,8 @@ def test_host_builds_offline_from_the_shipped_closure(corpus, project_name, pack
 _WARM_RUN = r"""
 import json, os, sys
 sys.path[:0] = json.loads(os.environ["CORPUS_SYS_PATH"])
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 report = []
 for job in json.loads(sys.stdin.read()):
     options = WheelhouseOptions(project=job["project"], dest=job["dest"], targets={"h": job["facts"]},

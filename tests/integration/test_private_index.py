@@ -21,10 +21,10 @@ import threading
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
-from ansible_collections.airgap.uv.plugins.module_utils._download import ArtifactStore, DownloadError, FileRequest
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._credentials import CredentialProvider
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore, DownloadError, FileRequest
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
     WheelhouseBuilder,
     WheelhouseError,
     WheelhouseOptions,

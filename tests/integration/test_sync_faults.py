@@ -27,8 +27,8 @@ import tomllib
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseBuilder, WheelhouseOptions
 
 from testbed_env import EXAMPLE, REPO, TESTBED, VENV_BIN, ansible_env  # same directory, on sys.path
 

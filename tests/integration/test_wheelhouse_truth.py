@@ -25,8 +25,8 @@ import subprocess
 import pytest
 
 from ansible_collections.airgap.uv.plugins.action.push import describe_tree
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
     WheelhouseBuilder,
     WheelhouseError,
     WheelhouseOptions,

@@ -9,14 +9,14 @@ import os
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._credentials import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._credentials import (
     CredentialProvider,
     Credentials,
     IndexConfig,
     env_var_name,
     strip_userinfo,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._download import ArtifactStore
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore
 
 FILE = "https://pkgs.example.test/packages/ab/cd/demo-1.0-py3-none-any.whl"
 

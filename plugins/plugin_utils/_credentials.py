@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import LockError, read_toml
-from ansible_collections.airgap.uv.plugins.module_utils._uv_env import env_flag
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_env import env_flag
 
 _ENV_INDEX_VARS = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL")
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -9,8 +9,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock
-from ansible_collections.airgap.uv.plugins.module_utils._selection import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import (
     SelectionError,
     SelectionOptions,
     evaluate_marker,
@@ -775,8 +775,8 @@ version = "1.17.0"
 
 
 def test_choose_artifact(write_lock: t.Callable[..., str]) -> None:
-    from ansible_collections.airgap.uv.plugins.module_utils._selection import choose_artifact
-    from ansible_collections.airgap.uv.plugins.module_utils._tags import target_platforms, target_tags
+    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import choose_artifact
+    from ansible_collections.airgap.uv.plugins.plugin_utils._tags import target_platforms, target_tags
 
     text = f"""
 version = 1
@@ -820,8 +820,8 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 import textwrap  # noqa: E402
 
-from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel  # noqa: E402
-from ansible_collections.airgap.uv.tests.unit.plugins.module_utils import uvlock_helpers as H  # noqa: E402
+from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel  # noqa: E402
+from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils import uvlock_helpers as H  # noqa: E402
 
 COMPARE_PROJECTS: dict[str, dict[str, str]] = {
     # win32-only dependency, Python-version fork, an extra, dev and lint groups.

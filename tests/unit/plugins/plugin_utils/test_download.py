@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._download import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import (
     ArtifactStore,
     DownloadError,
     FileRequest,
@@ -351,7 +351,7 @@ def test_cancel_removes_what_a_consumer_staged(tmp_path):
     import io
     import zipfile
 
-    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvBinaryStream
+    from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvBinaryStream
 
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:

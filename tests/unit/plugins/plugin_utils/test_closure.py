@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._closure import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._closure import (
     ClosureError,
     ClosureNotCached,
     ClosureResolver,
     index_settings,
     read_build_system,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._lock import read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import read_toml
 
 
 def write(path, text):

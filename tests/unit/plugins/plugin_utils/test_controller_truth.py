@@ -12,12 +12,12 @@ import shutil
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from ansible_collections.airgap.uv.plugins.module_utils import _lock_check
-from ansible_collections.airgap.uv.plugins.module_utils._build import Interpreter
-from ansible_collections.airgap.uv.plugins.module_utils._os_errors import describe
-from ansible_collections.airgap.uv.plugins.module_utils._target import Target
-from ansible_collections.airgap.uv.plugins.module_utils._target_files import TargetPlan, pinned_file
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import _link_or_copy
+from ansible_collections.airgap.uv.plugins.plugin_utils import _lock_check
+from ansible_collections.airgap.uv.plugins.plugin_utils._build import Interpreter
+from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe
+from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
+from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import TargetPlan, pinned_file
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import _link_or_copy
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 
@@ -124,7 +124,7 @@ def test_lock_check_advice_names_what_the_role_offers(explicit):
 
 def test_interpreter_candidates_skip_pyenv_shims(tmp_path):
     """The search behind the choice above: pyenv builds by path, never the shims on PATH."""
-    from ansible_collections.airgap.uv.plugins.module_utils._build import interpreter_candidates
+    from ansible_collections.airgap.uv.plugins.plugin_utils._build import interpreter_candidates
 
     root = tmp_path / "pyenv"
     for version in ("3.12.1", "3.13.0"):

@@ -1,11 +1,10 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: contributors to the airgap.uv collection
-"""Shared fixtures for the lock / selection / tag tests.
+"""Fixtures of the controller tests (lock, selection, tags, wheelhouse).
 
-Tests marked ``uv_lock`` run the real ``uv`` (0.13.x) and need the package index;
-deselect them with ``-m "not uv_lock"``. They fail when uv is not found
-(set ``AIRGAP_UV_TEST_UV`` to a uv binary to choose one).
+``uv_bin``, ``uv_cache`` and the ``uv_lock`` marker are shared with the host tests:
+tests/unit/conftest.py.
 """
 
 from __future__ import annotations
@@ -15,12 +14,6 @@ import textwrap
 import typing as t
 
 import pytest
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "uv_lock: runs the real uv against generated projects (needs uv 0.13.x and the package index)"
-    )
 
 
 @pytest.fixture
@@ -38,28 +31,6 @@ def write_lock(tmp_path: t.Any) -> t.Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
-def uv_bin() -> str:
-    from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.uvlock_helpers import find_uv
-
-    uv = find_uv()
-    if not uv:
-        pytest.fail("uv not found (set AIRGAP_UV_TEST_UV)")
-    return uv
-
-
-@pytest.fixture(scope="session")
-def uv_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A uv cache shared by the whole session (kept in pytest's cache dir when available)."""
-    explicit = os.environ.get("AIRGAP_UV_TEST_CACHE")
-    if explicit:
-        return explicit
-    try:
-        return str(request.config.cache.mkdir("airgap-uv-cache"))  # type: ignore[union-attr]
-    except AttributeError:  # cache provider disabled
-        return str(tmp_path_factory.mktemp("uv-cache"))
-
-
-@pytest.fixture(scope="session")
 def artifact_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Where the recording proxy keeps upstream artifacts between runs."""
     explicit = os.environ.get("AIRGAP_UV_TEST_ARTIFACTS")
@@ -73,7 +44,7 @@ def artifact_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def artifact_proxy(artifact_store: str) -> t.Iterator[t.Any]:
-    from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.uvlock_helpers import ArtifactProxy
+    from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils.uvlock_helpers import ArtifactProxy
 
     proxy = ArtifactProxy(artifact_store)
     try:

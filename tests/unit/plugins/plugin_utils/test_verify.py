@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._download import ArtifactStore, DownloadError, FileRequest
-from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, holds, manifest_mismatches
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore, DownloadError, FileRequest
+from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier, holds, manifest_mismatches
 
 from test_download import PAYLOAD, PAYLOAD_SHA, _Handler, server  # noqa: F401  (fixture) same directory  # pylint: disable=unused-import
 

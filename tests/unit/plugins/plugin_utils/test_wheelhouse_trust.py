@@ -14,7 +14,7 @@ import stat
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import WheelhouseError
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import WheelhouseError
 
 from test_verify import flip_byte  # same directory
 from test_wheelhouse import ALPHA, BETA, build, make_project, served, sha, snapshot, uv_cache  # noqa: F401  # pylint: disable=unused-import

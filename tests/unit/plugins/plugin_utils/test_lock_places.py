@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import LockError, load_lock
-from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import declared_locations, file_url_path
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_paths import declared_locations, file_url_path
 
 SHA = "a" * 64
 PYPROJECT = '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.9"\ndependencies = [%s]\n'

@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import (
     ConflictItem,
     LockError,
     load_lock,
@@ -419,6 +419,6 @@ source = { registry = "https://index.invalid/simple" }
 def test_url_basename_fast_path_agrees_with_urlsplit(url):
     from urllib.parse import unquote, urlsplit
 
-    from ansible_collections.airgap.uv.plugins.module_utils._lock import _url_basename
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import _url_basename
 
     assert _url_basename(url) == unquote(urlsplit(url).path.rsplit("/", 1)[-1])

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
-from ansible_collections.airgap.uv.plugins.module_utils._uv_env import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._credentials import CredentialProvider
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_env import (
     UV_BOOLEAN_VARIABLES,
     UvEnvironmentError,
     check_uv_environment,

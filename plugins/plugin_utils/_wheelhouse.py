@@ -39,7 +39,7 @@ try:
 except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGING check
     pass
 
-from ansible_collections.airgap.uv.plugins.module_utils._build import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._build import (
     BuildError,
     GitFetcher,
     GitSource,
@@ -54,16 +54,16 @@ from ansible_collections.airgap.uv.plugins.module_utils._build import (
     tree_digest,
     wheel_is_pure,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._closure import ClosureError, ClosureResolver
-from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider
-from ansible_collections.airgap.uv.plugins.module_utils._download import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._closure import ClosureError, ClosureResolver
+from ansible_collections.airgap.uv.plugins.plugin_utils._credentials import CredentialProvider
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import (
     ArtifactStore,
     DownloadError,
     FileRequest,
     file_sha256,
     write_atomically,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import (
     Artifact,
     Lock,
     LockError,
@@ -71,28 +71,28 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     load_lock,
     read_toml,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._lock_check import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_check import (
     LockCheckError,
     check_lock,
     marker_path,
     python_args,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._os_errors import describe as describe_os_error
-from ansible_collections.airgap.uv.plugins.module_utils._selection import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe as describe_os_error
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import (
     SelectionError,
     SelectionOptions,
     read_default_groups,
     select_packages,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._tags import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._tags import (
     TagError,
     choose_wheel,
     priority_map,
     target_platforms,
     target_tags,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
-from ansible_collections.airgap.uv.plugins.module_utils._target_files import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target, TargetError
+from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import (
     FILE_MODE,
     MANIFEST_FORMAT,
     Binary,
@@ -103,12 +103,12 @@ from ansible_collections.airgap.uv.plugins.module_utils._target_files import (
     requirements_text,
     tree_matches,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._uv_env import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_env import (
     UvEnvironmentError,
     check_uv_environment,
     uv_offline,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import (
     UvBinaryStream,
     UvError,
     extract_uv_binaries,
@@ -116,7 +116,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import (
     run_uv,
     uv_version,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, holds
+from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier, holds
 
 COLLECTION_VERSION = "0.1.0"
 # Source-tree entries that never affect a built wheel; skipping them keeps the digest cheap.

@@ -22,8 +22,8 @@ import tempfile
 import zipfile
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ansible_collections.airgap.uv.plugins.module_utils._download import write_atomically
-from ansible_collections.airgap.uv.plugins.module_utils._zipstream import ZipStream
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import write_atomically
+from ansible_collections.airgap.uv.plugins.plugin_utils._zipstream import ZipStream
 
 if TYPE_CHECKING:  # annotations only: this module imports without packaging
     from packaging.specifiers import SpecifierSet

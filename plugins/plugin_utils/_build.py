@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from ansible_collections.airgap.uv.plugins.module_utils._download import file_sha256
+from ansible_collections.airgap.uv.plugins.plugin_utils._download import file_sha256
 
 try:
     from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name,

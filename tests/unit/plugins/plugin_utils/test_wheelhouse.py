@@ -19,8 +19,8 @@ import time
 import pytest
 
 from ansible_collections.airgap.uv.plugins.action.push import describe_tree
-from ansible_collections.airgap.uv.plugins.module_utils._selection import SelectionOptions
-from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
     WheelhouseBuilder,
     WheelhouseError,
     WheelhouseOptions,
@@ -539,9 +539,9 @@ def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_
     """uv/uvx inflated from the wheel's bytes as they arrive end up exactly as unzipping the stored wheel."""
     import zipfile
 
-    from ansible_collections.airgap.uv.plugins.module_utils import _wheelhouse
-    from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact
-    from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvBinaryStream
+    from ansible_collections.airgap.uv.plugins.plugin_utils import _wheelhouse
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
+    from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvBinaryStream
     from test_zipstream import make_wheel  # same directory
 
     base, root = served

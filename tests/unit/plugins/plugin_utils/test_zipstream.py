@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvBinaryStream, extract_uv_binaries
-from ansible_collections.airgap.uv.plugins.module_utils._zipstream import ZipStream
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvBinaryStream, extract_uv_binaries
+from ansible_collections.airgap.uv.plugins.plugin_utils._zipstream import ZipStream
 
 
 def _binary(size: int, seed: int = 1) -> bytes:

@@ -134,7 +134,7 @@ TARGETS: tuple[Target, ...] = (
 
 
 def target_tags_for(target: Target) -> list[t.Any]:
-    from ansible_collections.airgap.uv.plugins.module_utils._tags import target_platforms, target_tags
+    from ansible_collections.airgap.uv.plugins.plugin_utils._tags import target_platforms, target_tags
 
     platforms = target_platforms(target.os_name, target.arch, target.libc_family, target.libc_version, target.macos_version)
     return target_tags(target.python, "cpython", platforms)
@@ -143,18 +143,6 @@ def target_tags_for(target: Target) -> list[t.Any]:
 # ---------------------------------------------------------------------------
 # Tools
 # ---------------------------------------------------------------------------
-
-
-def find_uv() -> str | None:
-    explicit = os.environ.get("AIRGAP_UV_TEST_UV")
-    if explicit:
-        return explicit
-    import sys
-
-    candidate = os.path.join(os.path.dirname(sys.executable), "uv")
-    if os.path.exists(candidate):
-        return candidate
-    return shutil.which("uv")
 
 
 def find_python(version: str) -> str | None:

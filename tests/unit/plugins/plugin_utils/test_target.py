@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._target import Target, TargetError
+from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target, TargetError
 
 
 def facts(**overrides):

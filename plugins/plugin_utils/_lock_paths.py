@@ -109,7 +109,7 @@ def _from_pyproject(data: Mapping, base: str) -> list:
 
 def declared_locations(workspace: str, environ: Optional[Mapping[str, str]] = None) -> tuple:
     """Absolute local paths the workspace's configuration (and uv's environment) points at."""
-    from ansible_collections.airgap.uv.plugins.module_utils._lock import LockError, read_toml
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, read_toml
 
     env = os.environ if environ is None else environ
     found: list = []

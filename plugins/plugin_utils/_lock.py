@@ -21,7 +21,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock_paths import declared_locations, outside_reason
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_paths import declared_locations, outside_reason
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet

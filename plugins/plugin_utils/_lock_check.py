@@ -18,12 +18,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import UvError, controller_python_args, run_uv
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvError, controller_python_args, run_uv
 
 if TYPE_CHECKING:  # annotations only
     from packaging.specifiers import SpecifierSet
 
-    from ansible_collections.airgap.uv.plugins.module_utils._build import Interpreter
+    from ansible_collections.airgap.uv.plugins.plugin_utils._build import Interpreter
 
 OPTION = "lock_check_python"
 ROLE_VARIABLE = "uv_deploy_lock_check_python"

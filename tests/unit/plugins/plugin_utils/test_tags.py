@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from packaging.tags import Tag
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact
-from ansible_collections.airgap.uv.plugins.module_utils._tags import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
+from ansible_collections.airgap.uv.plugins.plugin_utils._tags import (
     TagError,
     choose_wheel,
     normalize_arch,
@@ -264,8 +264,8 @@ import os  # noqa: E402
 import textwrap  # noqa: E402
 import typing as t  # noqa: E402
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import load_lock  # noqa: E402
-from ansible_collections.airgap.uv.tests.unit.plugins.module_utils import uvlock_helpers as H  # noqa: E402
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock  # noqa: E402
+from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils import uvlock_helpers as H  # noqa: E402
 
 _PYS = ("cp39", "cp311", "cp312", "cp313")
 

@@ -20,9 +20,9 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact
-from ansible_collections.airgap.uv.plugins.module_utils._target import Target
-from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
+from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
+from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier
 
 MANIFEST_FORMAT = 1
 # Modes in the published tree: every file 0644 (store files are chmod-ed so when placed), the uv

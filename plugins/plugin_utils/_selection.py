@@ -36,7 +36,7 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
-from ansible_collections.airgap.uv.plugins.module_utils._lock import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import (
     Artifact,
     ConflictItem,
     Dependency,
@@ -46,7 +46,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._lock import (
     Requirement,
     read_toml,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._tags import choose_wheel
+from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel
 
 __all__ = [
     "HAS_PACKAGING",

@@ -9,7 +9,7 @@ import sys
 
 from packaging.specifiers import SpecifierSet
 
-from ansible_collections.airgap.uv.plugins.module_utils._uv_tool import controller_python_args
+from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import controller_python_args
 
 
 def test_uv_is_pointed_at_the_running_interpreter(monkeypatch):

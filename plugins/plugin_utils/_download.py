@@ -38,9 +38,9 @@ from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.airgap.uv.plugins.module_utils._credentials import CredentialProvider, strip_userinfo
-from ansible_collections.airgap.uv.plugins.module_utils._os_errors import disk_full_message, is_disk_full, with_path
-from ansible_collections.airgap.uv.plugins.module_utils._verify import FileVerifier, file_sha256
+from ansible_collections.airgap.uv.plugins.plugin_utils._credentials import CredentialProvider, strip_userinfo
+from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import disk_full_message, is_disk_full, with_path
+from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier, file_sha256
 
 _CHUNK = 1024 * 1024
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}

@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.module_utils._build import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._build import (
     BuildError,
     GitFetcher,
     GitSource,
@@ -31,7 +31,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._build import (
     tree_digest,
     wheel_is_pure,
 )
-from ansible_collections.airgap.uv.plugins.module_utils._target import Target
+from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 
@@ -249,7 +249,7 @@ def test_variant_names_the_abi_not_the_patch_release():
 def test_finder_picks_the_targets_python_and_explains_otherwise(monkeypatch):
     known = {"/py311": interp("3.11.7", path="/py311"), "/py312": interp("3.12.1", path="/py312"),
              "/shim": interp("3.12.1", path="/shim"), "/broken": None}
-    monkeypatch.setattr("ansible_collections.airgap.uv.plugins.module_utils._build.probe_interpreter",
+    monkeypatch.setattr("ansible_collections.airgap.uv.plugins.plugin_utils._build.probe_interpreter",
                         lambda path: known[path])
     finder = InterpreterFinder(None, candidates=lambda: ["/py311", "/broken", "/py312", "/shim"])
     assert [i.path for i in finder.interpreters] == ["/py311", "/py312"]
@@ -336,7 +336,7 @@ def test_cached_wheel_is_used_only_while_it_matches_its_recorded_hash(tmp_path):
     import hashlib
     import json
 
-    from ansible_collections.airgap.uv.plugins.module_utils._wheelhouse import _cached_wheel
+    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import _cached_wheel
 
     entry = tmp_path / "built" / "tree-abc" / "any"
     entry.mkdir(parents=True)

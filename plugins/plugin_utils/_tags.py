@@ -36,7 +36,7 @@ else:
     PACKAGING_IMPORT_ERROR = None
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.airgap.uv.plugins.module_utils._lock import Artifact
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
 
 __all__ = [
     "HAS_PACKAGING",
