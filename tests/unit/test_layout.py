@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The boundary between host and controller code.
+
+Everything in plugins/modules/ and plugins/module_utils/ runs on the hosts: standard library
+only (Python 3.9+), plus Ansible's own module_utils and this collection's module_utils.
+Controller code lives in plugins/plugin_utils/ and may use packaging and tomli; a host file
+that imported it (or any other library) would fail on a minimal host.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOST_DIRS = ("plugins/modules", "plugins/module_utils")
+ALLOWED_PREFIXES = ("ansible.module_utils", "ansible_collections.airgap.uv.plugins.module_utils")
+
+
+def host_files() -> list[str]:
+    found = []
+    for directory in HOST_DIRS:
+        for root, dirs, files in os.walk(os.path.join(REPO, directory)):
+            dirs[:] = [name for name in dirs if name != "__pycache__"]
+            found.extend(os.path.relpath(os.path.join(root, name), REPO) for name in files if name.endswith(".py"))
+    return sorted(found)
+
+
+def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import, wherever it is (functions, try blocks, TYPE_CHECKING)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                names.append((node.lineno, "." * node.level + (node.module or "")))
+            else:
+                # `from pkg import mod` may name a module: check pkg.mod as well as pkg.
+                names.extend((node.lineno, node.module + "." + alias.name) for alias in node.names)
+    return names
+
+
+def refusal(name: str) -> str | None:
+    if name.startswith("."):
+        return "relative import (Ansible ships module_utils by absolute name)"
+    if name == "__future__" or name.split(".")[0] in sys.stdlib_module_names:
+        return None
+    if any(name == prefix or name.startswith(prefix + ".") for prefix in ALLOWED_PREFIXES):
+        return None
+    if name.startswith("ansible_collections.airgap.uv.plugins.plugin_utils"):
+        return "controller code (plugins/plugin_utils) on a host"
+    return "neither the standard library nor host code"
+
+
+def test_there_are_host_files():
+    assert "plugins/modules/sync.py" in host_files()
+    assert any(path.startswith("plugins/module_utils/") for path in host_files())
+
+
+@pytest.mark.parametrize("path", host_files())
+def test_host_file_imports_only_stdlib_and_host_code(path):
+    with open(os.path.join(REPO, path), encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    bad = ["%s:%d imports %s: %s" % (path, line, name, refusal(name))
+           for line, name in imported_modules(tree) if refusal(name)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("import packaging.version", "neither the standard library"),
+    ("from packaging.utils import canonicalize_name", "neither the standard library"),
+    ("from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock", "controller code"),
+    ("from ansible_collections.airgap.uv.plugins.plugin_utils import _lock", "controller code"),
+    ("def f():\n    import tomli\n", "neither the standard library"),
+    ("from ansible.plugins.action import ActionBase", "neither the standard library"),
+    ("from . import _sync", "relative import"),
+    ("import json, os", None),
+    ("from ansible.module_utils.basic import AnsibleModule", None),
+    ("from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner", None),
+])
+def test_the_check_itself(source, reason):
+    reasons = [refusal(name) for dummy, name in imported_modules(ast.parse(source))]
+    found = [r for r in reasons if r]
+    if reason is None:
+        assert not found
+    else:
+        assert found and found[0].startswith(reason)
