@@ -920,12 +920,13 @@ def up_one(name, pythons):
     t0 = time.monotonic()
     index = allocate_index()
     d = host_dir(name)
-    os.makedirs(d)
     proc = None
-    # Saved before any kernel object exists, so `down` can always find them.
+    # Saved before any kernel object exists, so `down` can always find them; inside the try, so a
+    # signal right after the state file appears (before any other step) still cleans up.
     meta = {"name": name, "index": index, "netns": CFG.netns(name), "python": pythons}
-    save_meta(name, meta)
     try:
+        os.makedirs(d)
+        save_meta(name, meta)
         prepare_upper(name, d, pythons)
         veth, ctl, addr = make_network(name, index)
         meta.update(veth=veth, controller_addr=ctl, addr=addr)
