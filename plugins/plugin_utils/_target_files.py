@@ -18,7 +18,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
@@ -30,44 +30,50 @@ MANIFEST_FORMAT = 1
 FILE_MODE = 0o644
 BINARY_MODE = 0o755
 
-# (package name, version, artifact filename, sha256)
-Entry = tuple[str, str, str, str]
+
+class PackageFile(NamedTuple):
+    """One file of a target's wheelhouse and the package (name, version) it holds."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
 
 
 @dataclass
 class TargetPlan:
     target: Target
     hosts: list[str]
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[PackageFile] = field(default_factory=list)
     uv_wheel: Optional[Artifact] = None
     built: int = 0
     # Packages shipped as sdists for the host to build: how many, what their backends ask for, and
     # the wheels pinned for the target that satisfy it (build-constraints.txt).
     host_built: list[str] = field(default_factory=list)
     build_requires: list[str] = field(default_factory=list)
-    build_entries: list[Entry] = field(default_factory=list)
+    build_entries: list[PackageFile] = field(default_factory=list)
     # Packages installed editable on the host from their shipped sdist (not in requirements.txt).
-    editable_entries: list[Entry] = field(default_factory=list)
+    editable_entries: list[PackageFile] = field(default_factory=list)
     # (name, version) of the project deployed (the first root of the selection): the host reports
     # its version with the release in service.
     project: Optional[tuple[str, str]] = None
 
     @property
-    def files(self) -> list[Entry]:
+    def files(self) -> list[PackageFile]:
         """Every file of the target's wheelhouse, once: what it installs and what its builds use.
 
         A package can be both (packaging is a dependency and, for hatchling, a build requirement):
         the wheelhouse holds its file once, under the first entry that names it.
         """
-        seen: dict[str, Entry] = {}
+        seen: dict[str, PackageFile] = {}
         for entry in self.entries + self.editable_entries + self.build_entries:
-            seen.setdefault(entry[2], entry)
+            seen.setdefault(entry.filename, entry)
         return list(seen.values())
 
-    def conflicting_file(self, entry: Entry) -> Optional[Entry]:
+    def conflicting_file(self, entry: PackageFile) -> Optional[PackageFile]:
         """An entry already planned under ENTRY's file name with another sha256, if any."""
         for other in self.entries + self.editable_entries + self.build_entries:
-            if other[2] == entry[2] and other[3] != entry[3]:
+            if other.filename == entry.filename and other.sha256 != entry.sha256:
                 return other
         return None
 
@@ -84,8 +90,8 @@ class Binary:
 def pinned_file(target_id: str, purpose: str, entries) -> str:
     """A hash-pinned requirements file: name==version --hash per entry, sorted, with a header."""
     lines = ["# Written by airgap.uv for target %s." % target_id, "# " + purpose]
-    for name, version, dummy, sha256 in sorted(set(entries)):
-        lines.append("%s==%s \\\n    --hash=sha256:%s" % (name, version, sha256))
+    for entry in sorted(set(entries)):
+        lines.append("%s==%s \\\n    --hash=sha256:%s" % (entry.name, entry.version, entry.sha256))
     return "\n".join(lines) + "\n"
 
 
@@ -105,19 +111,19 @@ def target_manifest(plan: TargetPlan, version: str, size_of: Callable[[str, str]
                     binaries: list[Binary]) -> Optional[dict]:
     """The target's manifest.json content; None when a size or a binary's sha256 is unknown."""
     files: list[dict] = []
-    for name, pkg_version, filename, sha256 in sorted(plan.files, key=lambda e: e[2]):
-        size = size_of(sha256, filename)
+    for entry in sorted(plan.files, key=lambda e: e.filename):
+        size = size_of(entry.sha256, entry.filename)
         if size is None:
             return None
-        files.append({"filename": filename, "sha256": sha256, "size": size, "name": name, "version": pkg_version})
+        files.append({"filename": entry.filename, "sha256": entry.sha256, "size": size, "name": entry.name,
+                      "version": entry.version})
     # The uv binaries are checked on the host like the wheels (names with a slash are relative
     # to the manifest).
     for binary in sorted(binaries, key=lambda b: b.name):
         if binary.sha256 is None or binary.size is None:
             return None
         files.append({"filename": "bin/" + binary.name, "sha256": binary.sha256, "size": binary.size})
-    editable = [{"name": name, "version": pkg_version, "filename": filename, "sha256": sha256}
-                for name, pkg_version, filename, sha256 in sorted(plan.editable_entries)]
+    editable = [entry._asdict() for entry in sorted(plan.editable_entries)]
     project = {"name": plan.project[0], "version": plan.project[1]} if plan.project else None
     return {"format": MANIFEST_FORMAT, "target": plan.target.id, "files": files, "editable": editable,
             "project": project, "uv_version": version, "uv_wheel": plan.uv_wheel.filename, "uv_wheel_sha256": plan.uv_wheel.sha256}
@@ -139,9 +145,9 @@ def plan_target_files(plan: TargetPlan, version: str, size_of: Callable[[str, st
                       binaries: list[Binary]) -> TargetFiles:
     """What targets/<id>/ holds (or will hold): wheelhouse/*, bin/*, the install files and manifest."""
     described: dict = {}
-    for dummy, dummy2, filename, sha256 in plan.files:
-        described["wheelhouse/" + filename] = {"sha256": sha256, "size": size_of(sha256, filename),
-                                               "mode": FILE_MODE}
+    for entry in plan.files:
+        described["wheelhouse/" + entry.filename] = {"sha256": entry.sha256, "size": size_of(entry.sha256, entry.filename),
+                                                     "mode": FILE_MODE}
     for binary in binaries:
         described["bin/" + binary.name] = {"sha256": binary.sha256, "size": binary.size, "mode": BINARY_MODE}
     texts = {"requirements.txt": requirements_text(plan), "build-constraints.txt": build_constraints_text(plan)}

@@ -96,6 +96,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import (
     FILE_MODE,
     MANIFEST_FORMAT,
     Binary,
+    PackageFile,
     TargetFiles,
     TargetPlan,
     build_constraints_text,
@@ -586,8 +587,8 @@ class WheelhouseBuilder:
             if self.options.editable and (item.is_root or package.source_kind == "editable"):
                 filename, sha256, source_path = self._ship_editable(package, item.is_root, target, plan)
                 self._local_files[sha256] = source_path
-                plan.editable_entries.append((package.name, package.version or _sdist_version(filename),
-                                              filename, sha256))
+                plan.editable_entries.append(PackageFile(package.name, package.version or _sdist_version(filename),
+                                                         filename, sha256))
                 if item.is_root and plan.project is None:
                     plan.project = plan.editable_entries[-1][:2]
                 continue
@@ -600,7 +601,7 @@ class WheelhouseBuilder:
                 requests[sha256] = FileRequest(filename=filename, sha256=sha256, url=art.url,
                                                path=art.path, label="%s %s" % (package.name, package.version))
             # A dynamic version (not in uv.lock) is the one the built wheel carries.
-            plan.entries.append((package.name, package.version or _wheel_version(filename), filename, sha256))
+            plan.entries.append(PackageFile(package.name, package.version or _wheel_version(filename), filename, sha256))
             if item.is_root and plan.project is None:
                 plan.project = plan.entries[-1][:2]
         self._resolve_build_closure(plan, tags, requests)
@@ -730,7 +731,7 @@ class WheelhouseBuilder:
                     "publishes one." % (target.id, ", ".join(plan.hosts), package.name, package.version,
                                         "" if wheel is None else " with a sha256",
                                         ", ".join(plan.build_requires)))
-            entry = (package.name, package.version or "", wheel.filename, wheel.sha256)
+            entry = PackageFile(package.name, package.version or "", wheel.filename, wheel.sha256)
             other = plan.conflicting_file(entry)
             if other is not None:
                 raise WheelhouseError(
@@ -738,7 +739,7 @@ class WheelhouseBuilder:
                     "is a file of that name with sha256 %s; one wheelhouse cannot hold both. Make the project's "
                     "index settings resolve both from one index, then re-lock."
                     % (target.id, ", ".join(plan.hosts), package.name, package.version, wheel.filename,
-                       wheel.sha256, other[0], other[1], other[3]))
+                       wheel.sha256, other.name, other.version, other.sha256))
             self._chosen[(package.name, package.version, wheel.filename)] = wheel  # its size, for check mode
             requests.setdefault(wheel.sha256, FileRequest(filename=wheel.filename, sha256=wheel.sha256, url=wheel.url,
                                                           path=wheel.path, label="%s %s (build requirement)"
@@ -1039,7 +1040,7 @@ class WheelhouseBuilder:
             for name in os.listdir(os.path.join(self.dest, uv_dir)):
                 note(uv_dir + "/" + name, sums.get(name))
             top = os.path.join(self.dest, "targets", plan.target.id)
-            wheels = {entry[2]: entry[3] for entry in plan.files}
+            wheels = {entry.filename: entry.sha256 for entry in plan.files}
             for root, dummy, files in os.walk(top):
                 kind = os.path.basename(root) if root != top else None
                 for name in files:
@@ -1177,8 +1178,8 @@ class WheelhouseBuilder:
         try:
             os.makedirs(os.path.join(staging, "wheelhouse"))
             os.makedirs(os.path.join(staging, "bin"))
-            for dummy, dummy2, filename, dummy3 in plan.files:
-                _link_or_copy(os.path.join(files_dir, filename), os.path.join(staging, "wheelhouse", filename))
+            for entry in plan.files:
+                _link_or_copy(os.path.join(files_dir, entry.filename), os.path.join(staging, "wheelhouse", entry.filename))
             for name in os.listdir(uv_dir):
                 if name != _SUMS:
                     _link_or_copy(os.path.join(uv_dir, name), os.path.join(staging, "bin", name))
@@ -1196,7 +1197,7 @@ class WheelhouseBuilder:
         for filename, sha256 in sorted(needed.items()):
             files[filename] = {"sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                                "targets": sorted(p.target.id for p in plans.values()
-                                                 if any(e[2] == filename for e in p.files))}
+                                                 if any(e.filename == filename for e in p.files))}
         content = {"format": MANIFEST_FORMAT, "collection_version": COLLECTION_VERSION, "lock_sha256": lock_sha256,
                    "uv_version": version, "files": files,
                    "targets": {p.target.id: {"hosts": sorted(p.hosts), "uv_wheel": p.uv_wheel.filename}
@@ -1227,24 +1228,23 @@ class WheelhouseBuilder:
         for plan in plans.values():
             described = self._target_files(plan, version)
             sizes = []
-            for dummy, dummy2, filename, dummy3 in plan.files:
-                size = described.described["wheelhouse/" + filename]["size"] or 0
+            for entry in plan.files:
+                size = described.described["wheelhouse/" + entry.filename]["size"] or 0
                 sizes.append(size)
-                all_files[filename] = size
+                all_files[entry.filename] = size
             path = os.path.join(self.dest, "targets", plan.target.id)
             targets[plan.target.id] = {
                 "hosts": sorted(plan.hosts), "files": len(plan.files), "bytes": sum(sizes), "built": plan.built,
                 "host_built": len(plan.host_built),
-                "packages": sorted("%s==%s" % (e[0], e[1]) for e in plan.entries + plan.editable_entries),
+                "packages": sorted("%s==%s" % (e.name, e.version) for e in plan.entries + plan.editable_entries),
                 "uv_wheel": plan.uv_wheel.filename if plan.uv_wheel else None,
                 "path": path,
                 # What the host's install file and wheelhouse will hold (also in check mode,
                 # where nothing is written): airgap.uv.sync predicts from it.
                 "install_file": {"requirements": requirements_text(plan),
                                  "build_constraints": build_constraints_text(plan),
-                                 "editable": [{"name": e[0], "version": e[1], "filename": e[2], "sha256": e[3]}
-                                              for e in sorted(plan.editable_entries)],
-                                 "wheels": sorted(e[2] for e in plan.files),
+                                 "editable": [e._asdict() for e in sorted(plan.editable_entries)],
+                                 "wheels": sorted(e.filename for e in plan.files),
                                  "project": ({"name": plan.project[0], "version": plan.project[1]}
                                              if plan.project else None)},
             }
@@ -1334,7 +1334,7 @@ def _link_or_copy(source: str, destination: str) -> None:
 
 def _needed(plans: Mapping[str, TargetPlan]) -> dict:
     """{file name: sha256} of every file of files/ some target needs."""
-    return {filename: sha256 for plan in plans.values() for dummy, dummy2, filename, sha256 in plan.files}
+    return {entry.filename: entry.sha256 for plan in plans.values() for entry in plan.files}
 
 
 def _strays(files_dir: str, needed: Mapping[str, str]) -> list:

@@ -16,12 +16,12 @@ from ansible_collections.airgap.uv.plugins.plugin_utils import _lock_check
 from ansible_collections.airgap.uv.plugins.plugin_utils._build import Interpreter
 from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
-from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import TargetPlan, pinned_file
+from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import PackageFile, TargetPlan, pinned_file
 from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import _link_or_copy
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 
-PACKAGING = ("packaging", "25.0", "packaging-25.0-py3-none-any.whl", "a" * 64)
+PACKAGING = PackageFile("packaging", "25.0", "packaging-25.0-py3-none-any.whl", "a" * 64)
 
 
 def plan():
@@ -31,10 +31,10 @@ def plan():
 def test_a_dependency_that_is_also_a_build_requirement_is_one_file():
     target = plan()
     target.entries.append(PACKAGING)
-    target.build_entries += [PACKAGING, ("hatchling", "1.27.0", "hatchling-1.27.0-py3-none-any.whl", "b" * 64)]
-    assert [entry[2] for entry in target.files] == [PACKAGING[2], "hatchling-1.27.0-py3-none-any.whl"]
+    target.build_entries += [PACKAGING, PackageFile("hatchling", "1.27.0", "hatchling-1.27.0-py3-none-any.whl", "b" * 64)]
+    assert [entry.filename for entry in target.files] == [PACKAGING.filename, "hatchling-1.27.0-py3-none-any.whl"]
     assert target.conflicting_file(PACKAGING) is None
-    assert target.conflicting_file(PACKAGING[:3] + ("c" * 64,)) == PACKAGING
+    assert target.conflicting_file(PACKAGING._replace(sha256="c" * 64)) == PACKAGING
 
 
 def test_pinned_file_names_the_target_only():
