@@ -12,11 +12,8 @@ syncs it once, then times interleaved no-op runs and prints medians:
                          types in a shell); the reference for the ratio
   bare uv (minimal env)  the same with only PATH, HOME and UV_CACHE_DIR set
   module logic           SyncRunner.run() in-process: lock, state file, manifest check
-                         (sha256 cache), symlink/release checks, the recorded no-op dry run
-                         (or one uv dry run): the full run, which a no-op takes when its
-                         record does not match (the first no-op after a change)
-  recorded no-op         _sync_replay.replay_noop() in-process: what the module does first,
-                         and all it does for a repeated no-op (digest of the inputs, record)
+                         (sha256 cache), symlink/release checks, the recorded dry run (or one
+                         uv dry run when the environment changed)
   module process         python plugins/modules/sync.py ARGS (adds interpreter start-up and
                          AnsibleModule argument handling, with the collection's .pyc cache)
   module via AnsiballZ   the module as Ansible runs it on a host: the AnsiballZ_sync.py that
@@ -139,7 +136,6 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="airgap-uv-bench-")
     try:
         SyncRunner = import_sync(tmp).SyncRunner
-        from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
         from ansible_collections.airgap.uv.plugins.modules.sync import ARGUMENT_SPEC
         collections = os.path.join(tmp, "collections")
         root = os.path.join(tmp, "root")
@@ -167,7 +163,7 @@ def main() -> None:
             "manifest": None if opts.no_manifest else manifest,
         }
         # Every option, as AnsibleModule hands them to the module: in-process runs then record
-        # (and replay) the same no-op as the module's runs.
+        # the same dry run as the module's runs.
         params = {name: params.get(name, spec.get("default")) for name, spec in ARGUMENT_SPEC.items()}
         first = SyncRunner(params).run()
         assert first["changed"], first
@@ -201,10 +197,6 @@ def main() -> None:
             result = SyncRunner(params).run()
             assert result["changed"] is False, result
 
-        def run_replay():
-            result = replay_noop(params, False)
-            assert result is not None and result["changed"] is False, "the no-op record did not match"
-
         def run_module():
             proc = subprocess.run(module_cmd, env=module_env, capture_output=True, text=True, check=False)
             assert proc.returncode == 0 and json.loads(proc.stdout)["changed"] is False, proc.stdout + proc.stderr
@@ -213,7 +205,6 @@ def main() -> None:
             ("bare uv (caller env)", lambda: run_bare(caller_env)),
             ("bare uv (minimal env)", lambda: run_bare(minimal_env)),
             ("module logic", run_logic),
-            ("recorded no-op", run_replay),
             ("module process", run_module),
             ("module via AnsiballZ", lambda: run_payload(sync_payload)),
             ("ping via AnsiballZ", lambda: run_payload(ping_payload)),

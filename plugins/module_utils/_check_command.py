@@ -5,8 +5,7 @@
 
 """The ``check_command`` of ``airgap.uv.sync``: a command of the environment, run once it is in service.
 
-Runs on the TARGET: standard library only (Python 3.9+). Kept apart from ``_sync`` so that a
-no-op run answered from its record (``_sync_replay``) runs the check without loading the rest.
+Runs on the TARGET: standard library only (Python 3.9+).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ The host side of sync, one concern a module:
 - ``_sync_manifest``: the bundle manifest's check;
 - ``_sync_inputs``: landing the push's staged set, checking it, pruning the wheelhouse;
 - ``_sync_report``: switches recorded until the controller acknowledges them;
-- ``_sync_replay``: the recorded no-op, answered without importing this module;
 - this module: the options and the runner, which decides what must change;
 - ``_sync_change``: building, switching and rolling back releases, imported only when
   something changes (a no-op never compiles it).
@@ -44,12 +43,6 @@ from ansible_collections.airgap.uv.plugins.module_utils._host_safety import (
     chown_tree,
     require_root_only,
     run_as_for,
-)
-from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import (
-    NOOP_RESULT,
-    UNREPORTED,
-    environment_fingerprint,
-    noop_key,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._sync_inputs import InputsError, land_staged, require_manifest
 from ansible_collections.airgap.uv.plugins.module_utils._sync_report import (
@@ -76,8 +69,10 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_store import (
     FileLock,
     Release,
     ReleaseStore,
+    UNREPORTED,
     StateFile,
     VenvView,
+    environment_fingerprint,
     release_runs,
     resolve_ids,
     whoami,
@@ -233,7 +228,7 @@ class SyncRunner:
         return self._fingerprints[prefix]
 
     def warn(self, msg: str) -> None:
-        self.warned = True  # a run that warned is not recorded as a no-op (_sync_replay)
+        self.warned = True
         self._warn_to(msg)
 
     # -- entry point ------------------------------------------------------
@@ -672,14 +667,8 @@ class SyncRunner:
         plan = t.cast(Plan, plan)
         fixes = self.fix_attributes(current, apply=not self.check_mode)
         pruned = self.store.cleanup(p.keep_releases, [current, previous]) if not self.check_mode else []
-        result = self.result(bool(fixes), plan.before, after, set(), current, previous, plan.network_used,
-                             "; ".join(fixes) or None)
-        if not (fixes or pruned or self.warned or self.check_mode):
-            # The next run with the same inputs returns this without loading this file (_sync_replay).
-            key = noop_key(self.params, self.diff_mode, self.python_executable, fingerprint=self.fingerprint)
-            if key is not None:
-                self.state.set(NOOP_RESULT, {"key": key, "result": result})
-        return result
+        return self.result(bool(fixes), plan.before, after, set(), current, previous, plan.network_used,
+                           "; ".join(fixes) or None, pruned=pruned)
 
     # -- helpers ----------------------------------------------------------
 

@@ -9,7 +9,7 @@ Runs on the TARGET: standard library only (Python 3.9+).
 A run that puts a release in service writes a record of it into the state file at once.
 The controller acknowledges the record (airgap.uv.sync's action plugin calls the module
 again with ``acknowledge``) only after it received the result. A record (state file key
-``_sync_replay.UNREPORTED``) still there on the next run means the run that switched never
+``_sync_store.UNREPORTED``) still there on the next run means the run that switched never
 reported, say because ansible-playbook was killed during the sync: the next run reports that
 switch, with ``changed`` so handlers run.
 """

@@ -302,12 +302,6 @@ notes:
     When a run that switched never reported, for example because C(ansible-playbook) was killed during
     the sync, the next run reports it in RV(unreported_switch), with C(changed) so that handlers run.
   - No-op runs are fast; a change links files from the warm cache into a fresh directory.
-  - An offline O(state=present) run that changed nothing, warned of nothing and pruned nothing is
-    recorded in the state file with a digest of everything such a run looks at (the options, uv,
-    the interpreter, the install, build-constraints and manifest files, every wheelhouse entry,
-    the releases and their metadata, the release in service with its installed metadata). The
-    next run with the same digest returns the recorded result without running uv or loading the
-    rest of the module's code (check mode too); any difference means the full run.
   - Executables installed into a release start with the release's own path in their shebang,
     so a running program keeps using the release it started from until it restarts.
   - uv does not notice a wheel that was rebuilt without a version change; this module records the
@@ -521,7 +515,11 @@ import errno
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
+from ansible_collections.airgap.uv.plugins.module_utils._check_command import check_failure_message, run_check_command
+from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
+from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
+from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import DISK_FULL_HINT
+
 
 
 ARGUMENT_SPEC = dict(
@@ -568,14 +566,6 @@ def main() -> None:
         required_if=[("state", "present", ["uv", "wheelhouse", "requirements"])],
         supports_check_mode=True,
     )
-    # A repeated no-op answers from its record without loading (compiling) the rest.
-    replayed = replay_noop(module.params, module._diff)
-    if replayed is not None:
-        finish(module, replayed)
-    from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
-    from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
-    from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import DISK_FULL_HINT
-
     runner = SyncRunner(
         module.params,
         check_mode=module.check_mode,
@@ -598,12 +588,6 @@ def finish(module: AnsibleModule, result: dict) -> None:
     """Exit with RESULT, after the check command (not in check mode) when one is given."""
     argv = module.params["check_command"]
     if argv and not module.check_mode and module.params["state"] == "present" and not module.params["acknowledge"]:
-        # Imported here: a recorded no-op without a check command compiles nothing more.
-        from ansible_collections.airgap.uv.plugins.module_utils._check_command import (
-            check_failure_message,
-            run_check_command,
-        )
-
         try:
             result["check"] = run_check_command(argv, module.params["venv"], module.params["owner"],
                                                 module.params["group"])

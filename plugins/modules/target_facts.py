@@ -179,8 +179,7 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only
-from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only, sha256_file
 
 # Runs inside the interpreter being described, which may differ from the one running
 # Ansible, so it is plain source executed with `python -c` and prints one JSON document.

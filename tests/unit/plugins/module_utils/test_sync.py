@@ -28,7 +28,6 @@ import pytest
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_manifest as M
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_packages as P
-from ansible_collections.airgap.uv.plugins.module_utils import _sync_replay as R
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_uv as U
@@ -437,7 +436,7 @@ def test_state_file_corrupt_is_ignored(tmp_path):
     p = tmp_path / "state.json"
     p.write_text("{garbage")
     st = ST.StateFile.load(str(p))
-    assert st.data == {"format": R.STATE_FORMAT}
+    assert st.data == {"format": ST.STATE_FORMAT}
     st.set("k", 1)
     st.save()
     assert json.loads(p.read_text())["k"] == 1
@@ -783,7 +782,7 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
     # the files uv wrote, then the metadata (the completion mark) and its entry, then the
     # release's entry in the releases directory, then the switch and the symlink's directory
-    meta_tmp = os.path.join(release, ".%s.tmp-%d" % (R.RELEASE_META, os.getpid()))
+    meta_tmp = os.path.join(release, ".%s.tmp-%d" % (ST.RELEASE_META, os.getpid()))
     assert at("syncfs", store.releases_dir) < at("fsync", meta_tmp)
     assert at("fsync", meta_tmp) < at("fsync", release)
     assert at("fsync", release) < at("fsync", store.releases_dir) < at("activate", release)
@@ -882,13 +881,13 @@ def test_environment_fingerprint_sees_entries_and_metadata(tmp_path):
     (site / "pkg-1.0.dist-info").mkdir(parents=True)
     (site / "pkg-1.0.dist-info" / "METADATA").write_text("Name: pkg\nVersion: 1.0\n")
     (site / "pkg").mkdir()
-    first = R.environment_fingerprint(str(tmp_path))
-    assert first == R.environment_fingerprint(str(tmp_path))
+    first = ST.environment_fingerprint(str(tmp_path))
+    assert first == ST.environment_fingerprint(str(tmp_path))
     (site / "pkg" / "module.py").write_text("")  # inside a package, not metadata: uv does not look
-    assert R.environment_fingerprint(str(tmp_path))[2:] == first[2:]
+    assert ST.environment_fingerprint(str(tmp_path))[2:] == first[2:]
     (site / "other.pth").write_text("")
-    assert R.environment_fingerprint(str(tmp_path)) != first
-    assert R.environment_fingerprint(str(tmp_path / "absent")) == []
+    assert ST.environment_fingerprint(str(tmp_path)) != first
+    assert ST.environment_fingerprint(str(tmp_path / "absent")) == []
 
 
 _RUN_AND_REPORT_IMPORTS = """
@@ -928,77 +927,3 @@ def test_noop_run_never_imports_the_change_code(tmp_path, uv_bin, uv_cache):
     assert _run_and_report_imports(params, check_mode=True) == (True, True)
     assert _run_and_report_imports(params) == (True, True)
     assert _run_and_report_imports(dict(params, state="rollback")) == (True, True)
-
-
-def test_a_repeated_noop_is_answered_from_its_record_until_anything_it_looks_at_changes(tmp_path, uv_bin, uv_cache):
-    from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
-
-    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
-    params["keep_releases"] = 2
-
-    def recorded(**changed_params):
-        """Run until a no-op is recorded (the first run after a change may change something)."""
-        run_params = dict(params, **changed_params)
-        for dummy in range(3):
-            result = S.SyncRunner(run_params).run()
-            if not result["changed"]:
-                return run_params, json.loads(json.dumps(result))
-        raise AssertionError("no no-op after three runs")
-
-    assert replay_noop(params, False) is None  # no venv yet
-    first = S.SyncRunner(params).run()
-    assert first["changed"] and replay_noop(params, False) is None  # a change is never recorded
-    run_params, noop = recorded()
-    assert replay_noop(run_params, False) == noop
-    assert replay_noop(run_params, True) is None  # diff mode returns a diff: its own record
-    assert replay_noop(dict(run_params, keep_releases=3), False) is None
-    assert replay_noop(dict(run_params, network="fallback"), False) is None
-
-    # a package dropped into the environment by hand
-    extra = os.path.join(_site_packages(noop["release"]), "stray-1.0.dist-info")
-    os.mkdir(extra)
-    with open(os.path.join(extra, "METADATA"), "w") as handle:
-        handle.write("Metadata-Version: 2.1\nName: stray\nVersion: 1.0\n")
-    with open(os.path.join(extra, "RECORD"), "w") as handle:
-        handle.write("stray-1.0.dist-info/METADATA,,\nstray-1.0.dist-info/RECORD,,\n")
-    assert replay_noop(run_params, False) is None
-    assert S.SyncRunner(run_params).run()["removed"] == [{"name": "stray", "version": "1.0"}]
-    run_params, noop = recorded()
-    assert replay_noop(run_params, False) == noop
-
-    # the wheelhouse, the release's top directory and the store, each changed by hand
-    (tmp_path / "wheelhouse" / "new-1.0-py3-none-any.whl").write_bytes(b"")
-    assert replay_noop(run_params, False) is None
-    (tmp_path / "wheelhouse" / "new-1.0-py3-none-any.whl").unlink()
-    assert replay_noop(run_params, False) == noop
-    os.chmod(noop["release"], 0o700)
-    assert replay_noop(run_params, False) is None
-    os.chmod(noop["release"], 0o755)
-    os.symlink(noop["release"], str(tmp_path / "app" / ".venv.tmp-leftover"))
-    assert replay_noop(run_params, False) is None
-    run_params, noop = recorded()
-    assert not os.path.lexists(str(tmp_path / "app" / ".venv.tmp-leftover"))
-    assert replay_noop(run_params, False) == noop
-
-    # a run holding the store's lock (a switch in progress): no answer until it is done
-    with open(ST.ReleaseStore(params["venv"]).lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        assert replay_noop(run_params, False) is None
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    assert replay_noop(run_params, False) == noop
-
-    # a new install file
-    pins("alpha-2.0", "beta-1.0")
-    assert replay_noop(run_params, False) is None
-    assert S.SyncRunner(run_params).run()["upgraded"] == [{"name": "alpha", "from": "1.0", "to": "2.0"}]
-
-
-def test_a_noop_that_warned_is_not_recorded(tmp_path, uv_bin, uv_cache):
-    from ansible_collections.airgap.uv.plugins.module_utils._sync_replay import replay_noop
-
-    params, pins = _real_bundle(tmp_path, uv_bin, uv_cache)
-    S.SyncRunner(params).run()
-    runner = S.SyncRunner(params)
-    runner.warn("something the user should see every time")
-    assert runner.run()["changed"] is False
-    assert replay_noop(params, False) is None

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import pwd
-import re
 import shutil
 import stat
 import signal
@@ -873,37 +872,6 @@ def test_module_runs_on_target_pythons(bundle, minor):
     cfg = Path(first["release"], "pyvenv.cfg").read_text()
     assert "version_info = %s." % minor in cfg
     assert ok(bundle.run(interpreter=interpreter))["changed"] is False
-
-
-def test_a_repeated_noop_is_answered_without_loading_the_sync_code(bundle):
-    """Ansible makes the host compile every module_util a run imports: a repeated no-op answers
-    from its record (_sync_replay) and never imports _sync, with the same result as the full run."""
-    ok(bundle.run())
-    noop = ok(bundle.run())
-    assert noop["changed"] is False
-
-    def imports(check: bool) -> tuple:
-        args = dict(bundle.args(), _ansible_check_mode=check, _ansible_diff=True)
-        argfile = bundle.root / "args-replay.json"
-        argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        env = dict(os.environ, PYTHONPATH=bundle.pythonpath, PYTHONPROFILEIMPORTTIME="1")
-        proc = subprocess.run([sys.executable, str(MODULE), str(argfile)], capture_output=True, text=True, env=env,
-                              cwd=str(bundle.root), check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-        loaded = set(re.findall(r"\| +ansible_collections\.airgap\.uv\.plugins\.module_utils\.(\w+)$", proc.stderr, re.M))
-        return json.loads(proc.stdout), loaded
-
-    for check in (False, True):
-        result, loaded = imports(check)
-        assert loaded == {"_sync_replay"}, loaded
-        assert {k: v for k, v in result.items() if k != "invocation"} == \
-            {k: v for k, v in noop.items() if k not in ("invocation", "_rc")}
-    # a changed input: the full run, which records again
-    bundle.wrap_uv()
-    result, loaded = imports(False)
-    assert "_sync" in loaded and result["changed"] is False
-    result, loaded = imports(False)
-    assert loaded == {"_sync_replay"}
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="the root-only rule applies to root")
