@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
 from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
-from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync import FakeUv
+from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync_uv import FakeUv
 
 H1 = "sha256:" + "1" * 64
 H2 = "2" * 64
