@@ -521,7 +521,6 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncE
 from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import DISK_FULL_HINT
 
 
-
 ARGUMENT_SPEC = dict(
     uv=dict(type="path"),
     wheelhouse=dict(type="path"),

@@ -52,8 +52,6 @@ def controller_acknowledges(monkeypatch):
     monkeypatch.setattr(S.SyncRunner, "run", run)
 
 
-
-
 @pytest.fixture
 def inputs(tmp_path):
     uv = tmp_path / "bin" / "uv"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,6 @@ from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_manifest as M
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
 
-FIXTURES = Path(__file__).absolute().parent / "fixtures" / "uv_output"
 
 def _manifest(tmp_path, files):
     wh = tmp_path / "wheelhouse"

@@ -10,7 +10,6 @@ import time
 import fcntl
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from ansible_collections.airgap.uv.plugins.module_utils import _sync_error as E
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
 
-FIXTURES = Path(__file__).absolute().parent / "fixtures" / "uv_output"
 
 def test_lock_times_out_with_clear_message(tmp_path):
     path = str(tmp_path / "x.lock")
