@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tarfile
@@ -15,6 +14,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
 
 MANIFEST = "manifest.json"
@@ -37,12 +37,8 @@ def describe_tree(root: str) -> dict:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode):
                 continue
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
             relpath = os.path.relpath(path, root).replace(os.sep, "/")
-            files[relpath] = {"sha256": digest.hexdigest(), "size": st.st_size, "mode": st.st_mode & 0o7777}
+            files[relpath] = {"sha256": sha256_file(path), "size": st.st_size, "mode": st.st_mode & 0o7777}
     return files
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import grp
-import hashlib
 import os
 import pwd
 import stat
@@ -307,12 +306,3 @@ def lock_holders(fd: int) -> t.List[str]:
         if pid != str(os.getpid()) and entry not in holders:
             holders.append(entry)
     return holders
-
-
-def sha256_file(path: str) -> str:
-    """The sha256 of the file at PATH, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -29,6 +29,7 @@ import tarfile
 import time
 import typing as t
 
+from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, open_dir, require_root_only
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -98,15 +99,6 @@ def open_parent(dest_fd: int, dest: str, parts: t.List[str], create: bool) -> in
         raise
 
 
-def _sha256_at(dir_fd: int, name: str) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def open_dest(dest: str, create: bool) -> int:
     """DEST's descriptor; as root, DEST must be changeable by root alone. -1 when missing."""
     if os.geteuid() == 0:
@@ -132,7 +124,7 @@ def _differs(parent: int, name: str, meta: t.Mapping[str, t.Any]) -> bool:
         return True
     if meta.get("size") is None or meta.get("sha256") is None or st.st_size != meta["size"]:
         return True
-    return _sha256_at(parent, name) != meta["sha256"]
+    return sha256_file(name, dir_fd=parent) != meta["sha256"]
 
 
 def plan(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]]) -> t.List[str]:

@@ -15,7 +15,8 @@ import os
 import stat
 import typing as t
 
-from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import PushError, land
 
 

@@ -15,7 +15,7 @@ import os
 import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
-from ansible_collections.airgap.uv.plugins.module_utils._host_safety import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.module_utils._sync_store import StateFile
 
 MANIFEST_FORMAT = 1

@@ -27,7 +27,6 @@ concurrent run's writes) only costs re-hashing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -35,19 +34,12 @@ import threading
 import time
 from typing import Optional
 
-_CHUNK = 1024 * 1024
+from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file as file_sha256
+
 _FORMAT = 1
 # A file whose mtime or ctime is this close to the start of its hashing is not recorded: two
 # seconds covers the coarsest timestamps of file systems a cache lives on (1 s, FAT's 2 s).
 _RACY_NS = 2_000_000_000
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _identity(st: os.stat_result) -> list:
