@@ -55,7 +55,7 @@ def run(options: WheelhouseOptions, uv: str, full: bool = False, verified: bool 
         if full:
             # Skip the short cut but keep its inputs digest, so the run records it as usual and the
             # next short-cut case finds it.
-            builder._unchanged_result = lambda: setattr(builder, "_inputs", builder._inputs_digest())
+            builder.unchanged.result = lambda: builder.unchanged.digest() and None
         start = time.perf_counter()
         result = builder.run()
         return time.perf_counter() - start, result, builder.verifier.hashed

@@ -136,21 +136,21 @@ FIVE_TARGETS = {
 # check_lock, uv_wheel and uv_fetch run in threads beside the planning and the downloads, so
 # phases overlap: wait_downloads is the main thread's wait for all fetches (packages and uv).
 PHASES = (
-    ("_wheelhouse", "WheelhouseBuilder", "_unchanged_result", "unchanged_check"),
-    ("_wheelhouse", "WheelhouseBuilder", "_load_lock", "load_lock"),
-    ("_wheelhouse", None, "select_packages", "select"),
-    ("_wheelhouse", "WheelhouseBuilder", "_check_lock_current", "check_lock"),
+    ("_wheelhouse_unchanged", "UnchangedRun", "result", "unchanged_check"),
+    ("_wheelhouse_inputs", "ProjectInputs", "load_lock", "load_lock"),
+    ("_wheelhouse_select", None, "select_packages", "select"),
+    ("_wheelhouse_inputs", "ProjectInputs", "check_lock_current", "check_lock"),
     ("_wheelhouse", None, "uv_version", "uv_version"),
-    ("_wheelhouse", "WheelhouseBuilder", "_artifact_for", "choose_wheels"),
-    ("_wheelhouse", "WheelhouseBuilder", "_uv_wheel_for", "uv_wheel"),
-    ("_wheelhouse", None, "lock_uv_release", "uv_release_lock"),
-    ("_wheelhouse", "WheelhouseBuilder", "_fetch_uv_wheels", "uv_fetch"),
-    ("_wheelhouse", "WheelhouseBuilder", "_downloaded", "wait_downloads"),
+    ("_wheelhouse_plan", "TargetPlanner", "artifact_for", "choose_wheels"),
+    ("_wheelhouse_uv", "UvRelease", "wheel_for", "uv_wheel"),
+    ("_wheelhouse_uv", None, "lock_uv_release", "uv_release_lock"),
+    ("_wheelhouse_uv", "UvRelease", "fetch", "uv_fetch"),
+    ("_wheelhouse_fetch", "Background", "downloaded", "wait_downloads"),
     ("_download", "ArtifactStore", "ensure", "downloads"),
-    ("_wheelhouse", "WheelhouseBuilder", "_publish", "publish"),
-    ("_wheelhouse", None, "extract_uv_binaries", "extract_uv"),
-    ("_wheelhouse", "WheelhouseBuilder", "_differs_from_published", "compare_published"),
-    ("_wheelhouse", "WheelhouseBuilder", "_build_wheel", "build_wheel"),
+    ("_wheelhouse_publish", "Publisher", "publish", "publish"),
+    ("_wheelhouse_uv", None, "extract_uv_binaries", "extract_uv"),
+    ("_wheelhouse_publish", "Publisher", "differs_from_published", "compare_published"),
+    ("_wheelhouse_build", "SourceBuilder", "build", "build_wheel"),
 )
 
 

@@ -336,7 +336,7 @@ def test_cached_wheel_is_used_only_while_it_matches_its_recorded_hash(tmp_path):
     import hashlib
     import json
 
-    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import _cached_wheel
+    from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_build import cached_wheel as _cached_wheel
 
     entry = tmp_path / "built" / "tree-abc" / "any"
     entry.mkdir(parents=True)

@@ -17,7 +17,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._build import Interprete
 from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import PackageFile, TargetPlan, pinned_file
-from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import _link_or_copy
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_publish import link_or_copy as _link_or_copy
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 

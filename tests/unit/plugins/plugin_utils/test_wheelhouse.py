@@ -26,6 +26,10 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
     WheelhouseOptions,
     WheelhouseResult,
 )
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_inputs import ProjectInputs
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_plan import TargetPlanner
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_select import group_targets
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_uv import UvRelease
 
 from test_target import facts  # same directory: pytest puts it on sys.path
 
@@ -309,13 +313,13 @@ def make_packaged_project(directory, base):
 def counting_full_runs(monkeypatch):
     """Count the runs that read the lock (the short cut never does)."""
     calls = []
-    original = WheelhouseBuilder._load_lock
+    original = ProjectInputs.load_lock
 
     def spy(self):
         calls.append(1)
         return original(self)
 
-    monkeypatch.setattr(WheelhouseBuilder, "_load_lock", spy)
+    monkeypatch.setattr(ProjectInputs, "load_lock", spy)
     return calls
 
 
@@ -326,8 +330,8 @@ def run_with(project, dest, cache, check_mode=False, full=False, monkeypatch=Non
     builder = WheelhouseBuilder(WheelhouseOptions(**options), uv=UV, check_mode=check_mode)
     if full:
         # The inputs are still digested (and recorded), the recorded result is just not used.
-        shortcut = builder._unchanged_result
-        monkeypatch.setattr(builder, "_unchanged_result", lambda: shortcut() and None)
+        shortcut = builder.unchanged.result
+        monkeypatch.setattr(builder.unchanged, "result", lambda: shortcut() and None)
     return builder.run(), builder
 
 
@@ -485,12 +489,12 @@ def test_a_stale_lock_stops_the_run_before_dest_is_touched(served, uv_cache, tmp
     dest = tmp_path / "wheelhouse"
     started = threading.Event()
 
-    def stale(self, lock, lock_sha256):
+    def stale(self, *args):
         started.set()
         time.sleep(0.3)  # downloads are under way meanwhile
         raise WheelhouseError("uv.lock is stale")
 
-    monkeypatch.setattr(WheelhouseBuilder, "_check_lock_current", stale)
+    monkeypatch.setattr(ProjectInputs, "check_lock_current", stale)
     with pytest.raises(WheelhouseError, match="uv.lock is stale"):
         run_with(project, dest, uv_cache, check_lock=True)
     assert started.is_set() and not os.path.exists(dest)
@@ -512,9 +516,8 @@ def test_errors_come_in_the_order_of_a_sequential_run(served, uv_cache, tmp_path
     base, dummy = served
     project = make_project(tmp_path / "project", base)
     targets = {"a": facts(), "b": facts(libc={"family": "glibc", "version": "2.39"})}
-    order = sorted(WheelhouseBuilder(WheelhouseOptions(project=str(project), dest="x", targets=targets), uv=UV)
-                   ._group_targets())
-    original_uv, original_plan = WheelhouseBuilder._uv_wheel_for, WheelhouseBuilder._artifact_for
+    order = sorted(group_targets(targets))
+    original_uv, original_plan = UvRelease.wheel_for, TargetPlanner.artifact_for
 
     def uv_wheel_for(self, version, target, plan):
         if target.id == order[uv_fails]:
@@ -527,8 +530,8 @@ def test_errors_come_in_the_order_of_a_sequential_run(served, uv_cache, tmp_path
             raise WheelhouseError("plan of target %d" % plan_fails)
         return original_plan(self, package, is_root, target, tags, plan)
 
-    monkeypatch.setattr(WheelhouseBuilder, "_uv_wheel_for", uv_wheel_for)
-    monkeypatch.setattr(WheelhouseBuilder, "_artifact_for", artifact_for)
+    monkeypatch.setattr(UvRelease, "wheel_for", uv_wheel_for)
+    monkeypatch.setattr(TargetPlanner, "artifact_for", artifact_for)
     with pytest.raises(WheelhouseError, match="^%s$" % expected):
         run_with(project, tmp_path / "wheelhouse", uv_cache, targets=targets)
     assert not os.path.exists(tmp_path / "wheelhouse")
@@ -539,7 +542,7 @@ def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_
     """uv/uvx inflated from the wheel's bytes as they arrive end up exactly as unzipping the stored wheel."""
     import zipfile
 
-    from ansible_collections.airgap.uv.plugins.plugin_utils import _wheelhouse
+    from ansible_collections.airgap.uv.plugins.plugin_utils import _wheelhouse_uv
     from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
     from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvBinaryStream
     from test_zipstream import make_wheel  # same directory
@@ -551,10 +554,10 @@ def test_uv_binaries_streamed_while_downloading_equal_unzipped_ones(served, tmp_
     (root / name).write_bytes(wheel)
     artifact = Artifact(filename=name, url="%s/%s" % (base, name), path=None, sha256=sha(wheel), size=len(wheel),
                         is_wheel=True)
-    monkeypatch.setattr(WheelhouseBuilder, "_uv_wheel_for", lambda self, version, target, plan: artifact)
+    monkeypatch.setattr(UvRelease, "wheel_for", lambda self, version, target, plan: artifact)
     unzipped = []
-    original = _wheelhouse.extract_uv_binaries
-    monkeypatch.setattr(_wheelhouse, "extract_uv_binaries", lambda *args, **kwargs: (
+    original = _wheelhouse_uv.extract_uv_binaries
+    monkeypatch.setattr(_wheelhouse_uv, "extract_uv_binaries", lambda *args, **kwargs: (
         unzipped.append(args[0]), original(*args, **kwargs))[1])
 
     def run(directory, check_mode=False):
