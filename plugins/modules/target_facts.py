@@ -181,6 +181,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only
+from ansible_collections.airgap.uv.plugins.module_utils._platform import normalize_arch
 
 # Runs inside the interpreter being described, which may differ from the one running
 # Ansible, so it is plain source executed with `python -c` and prints one JSON document.
@@ -285,15 +286,11 @@ if sys.platform == "darwin":
 print(json.dumps(out))
 """
 
-# Wheel platform tags use these names; uname and Python disagree on some of them.
-_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i686": "i686", "i386": "i686"}
-
-
 def _normalize_arch(machine: str, os_family: str) -> str:
-    machine = machine.lower()
-    if os_family == "darwin":
-        return "arm64" if machine in ("arm64", "aarch64") else machine
-    return _ARCH_ALIASES.get(machine, machine)
+    # macOS wheel tags spell Apple silicon arm64; elsewhere the Linux spelling (_platform).
+    if os_family == "darwin" and machine.lower() in ("arm64", "aarch64"):
+        return "arm64"
+    return normalize_arch(machine)
 
 
 def _deployed_uv_version(path: str) -> dict:

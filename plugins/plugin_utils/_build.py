@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from ansible_collections.airgap.uv.plugins.module_utils._platform import normalize_arch, normalize_libc, normalize_os
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import file_sha256
 
 try:
@@ -471,7 +472,7 @@ class Interpreter:
         """Names the wheels this interpreter builds: same variant, same wheel (the cache key part)."""
         libc = "%s%s" % (self.libc_family or "", self.libc_version or "")
         return "-".join(p for p in (self.implementation + self.minor + self.abiflags, self.os,
-                                    _norm_arch(self.arch), libc) if p)
+                                    normalize_arch(self.arch), libc) if p)
 
     def describe(self) -> str:
         libc = " %s %s" % (self.libc_family, self.libc_version) if self.libc_family else ""
@@ -556,29 +557,6 @@ def interpreter_candidates(uv: Optional[str], environ: Optional[Mapping[str, str
     return result
 
 
-def _norm_arch(arch: str) -> str:
-    value = (arch or "").lower()
-    return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "i386": "i686", "x86": "i686"}.get(value, value)
-
-
-def _norm_os(name: str) -> str:
-    value = (name or "").lower()
-    if value in ("darwin", "macos", "macosx", "osx"):
-        return "darwin"
-    if value in ("windows", "win32", "win", "nt", "cygwin"):
-        return "windows"
-    return value
-
-
-def _norm_libc(family: Optional[str]) -> Optional[str]:
-    value = (family or "").lower()
-    if value in ("glibc", "gnu", "manylinux", "libc"):
-        return "glibc"
-    if value in ("musl", "musllinux"):
-        return "musl"
-    return value or None
-
-
 def _version_tuple(text: Optional[str]) -> tuple:
     parts = []
     for piece in str(text or "").split("."):
@@ -591,14 +569,14 @@ def _version_tuple(text: Optional[str]) -> tuple:
 
 def platform_mismatch(interpreter: Interpreter, target) -> Optional[str]:
     """Why INTERPRETER cannot build platform-specific wheels for TARGET (a _target.Target), or None."""
-    t_os, c_os = _norm_os(target.os), _norm_os(interpreter.os)
+    t_os, c_os = normalize_os(target.os), normalize_os(interpreter.os)
     if t_os != c_os:
         return "the target runs %s, the controller %s" % (t_os, c_os)
-    t_arch, c_arch = _norm_arch(target.arch), _norm_arch(interpreter.arch)
+    t_arch, c_arch = normalize_arch(target.arch), normalize_arch(interpreter.arch)
     if t_arch != c_arch:
         return "the target's CPU is %s, the controller's %s" % (t_arch, c_arch)
     if t_os == "linux":
-        t_libc, c_libc = _norm_libc(target.libc_family), _norm_libc(interpreter.libc_family)
+        t_libc, c_libc = normalize_libc(target.libc_family), normalize_libc(interpreter.libc_family)
         if t_libc != c_libc:
             return "the target uses %s, the controller %s" % (t_libc, c_libc)
         if _version_tuple(interpreter.libc_version) > _version_tuple(target.libc_version):

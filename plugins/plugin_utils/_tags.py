@@ -35,6 +35,8 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
+from ansible_collections.airgap.uv.plugins.module_utils._platform import normalize_arch as platform_arch
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
 
@@ -75,26 +77,6 @@ _LEGACY_ALIASES = {
     5: ("manylinux1", {"x86_64", "i686"}),
 }
 
-_ARCH_ALIASES = {
-    "amd64": "x86_64",
-    "x64": "x86_64",
-    "x86-64": "x86_64",
-    "em64t": "x86_64",
-    "arm64": "aarch64",
-    "aarch64_be": "aarch64_be",
-    "i386": "i686",
-    "i486": "i686",
-    "i586": "i686",
-    "x86": "i686",
-    "armv7": "armv7l",
-    "armv7hl": "armv7l",
-    "armhf": "armv7l",
-    "ppc64el": "ppc64le",
-    "powerpc64le": "ppc64le",
-    "powerpc64": "ppc64",
-    "loong64": "loongarch64",
-}
-
 _MAC_BINARY_FORMATS = {
     "arm64": ("arm64", "universal2"),
     "x86_64": ("x86_64", "intel", "fat64", "fat32", "universal2", "universal"),
@@ -103,10 +85,10 @@ _MAC_BINARY_FORMATS = {
 
 def normalize_arch(arch: str) -> str:
     """Return the Linux spelling of a machine name (``AMD64`` -> ``x86_64``)."""
-    value = (arch or "").strip().lower()
+    value = platform_arch(arch)
     if not value:
         raise TagError("The target architecture is empty; gather it from the target (platform.machine()).")
-    return _ARCH_ALIASES.get(value, value)
+    return value
 
 
 def _parse_two(version: str, what: str) -> tuple[int, int]:
