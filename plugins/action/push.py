@@ -15,9 +15,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import MANIFEST
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
-
-MANIFEST = "manifest.json"
 
 ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),

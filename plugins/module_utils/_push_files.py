@@ -30,11 +30,10 @@ import time
 import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import INCOMING, MANIFEST
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, open_dir, require_root_only
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-INCOMING = ".incoming"
-MANIFEST = "manifest.json"
 # Staged pushes whose sync never came (a run stopped between the two) are removed after this.
 STALE_STAGED_SECONDS = 24 * 3600
 

@@ -16,9 +16,8 @@ import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import MANIFEST_FORMAT
 from ansible_collections.airgap.uv.plugins.module_utils._sync_store import StateFile
-
-MANIFEST_FORMAT = 1
 
 
 # ---------------------------------------------------------------------------

@@ -20,11 +20,11 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
+from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import BUILD_CONSTRAINTS, MANIFEST, MANIFEST_FORMAT, REQUIREMENTS
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier
 
-MANIFEST_FORMAT = 1
 # Modes in the published tree: every file 0644 (store files are chmod-ed so when placed), the uv
 # binaries 0755 (as unpacked).
 FILE_MODE = 0o644
@@ -150,15 +150,15 @@ def plan_target_files(plan: TargetPlan, version: str, size_of: Callable[[str, st
                                                      "mode": FILE_MODE}
     for binary in binaries:
         described["bin/" + binary.name] = {"sha256": binary.sha256, "size": binary.size, "mode": BINARY_MODE}
-    texts = {"requirements.txt": requirements_text(plan), "build-constraints.txt": build_constraints_text(plan)}
+    texts = {REQUIREMENTS: requirements_text(plan), BUILD_CONSTRAINTS: build_constraints_text(plan)}
     manifest = target_manifest(plan, version, size_of, binaries)
     for name, text in texts.items():
         described[name] = _text_entry(text)
     if manifest is None:
-        described["manifest.json"] = {"sha256": None, "size": None, "mode": FILE_MODE}
+        described[MANIFEST] = {"sha256": None, "size": None, "mode": FILE_MODE}
     else:
-        texts["manifest.json"] = manifest_text(manifest)
-        described["manifest.json"] = _text_entry(texts["manifest.json"])
+        texts[MANIFEST] = manifest_text(manifest)
+        described[MANIFEST] = _text_entry(texts[MANIFEST])
     return TargetFiles(described=dict(sorted(described.items())), texts=texts)
 
 
