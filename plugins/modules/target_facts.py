@@ -286,6 +286,7 @@ if sys.platform == "darwin":
 print(json.dumps(out))
 """
 
+
 def _normalize_arch(machine: str, os_family: str) -> str:
     # macOS wheel tags spell Apple silicon arm64; elsewhere the Linux spelling (_platform).
     if os_family == "darwin" and machine.lower() in ("arm64", "aarch64"):
