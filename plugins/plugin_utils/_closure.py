@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import write_atomically
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Lock, LockError, load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvError, run_uv
 
 try:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: contributors to the airgap.uv collection
-"""Read uv.lock (lock format version 1) into plain, typed objects.
+"""Read uv.lock (lock format version 1) into the typed objects of _lock_types.
 
 Controller-only code: it needs ``packaging`` and ``tomli`` (preferred: 3x faster on
 large locks) or ``tomllib`` (Python 3.11+). Both imports are guarded so that importing
@@ -14,14 +14,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import re
 import traceback
 import typing as t
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_paths import declared_locations, outside_reason
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import (
+    LOCAL_TREE_KINDS,
+    SOURCE_KINDS,
+    SUPPORTED_LOCK_VERSION,
+    Artifact,
+    ConflictItem,
+    Dependency,
+    Lock,
+    LockError,
+    Package,
+    Requirement,
+)
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -56,29 +66,12 @@ __all__ = [
     "HAS_TOML",
     "PACKAGING_IMPORT_ERROR",
     "TOML_IMPORT_ERROR",
-    "SUPPORTED_LOCK_VERSION",
-    "SOURCE_KINDS",
     "LockError",
-    "Artifact",
-    "Dependency",
-    "Requirement",
-    "ConflictItem",
-    "Package",
-    "Lock",
     "load_lock",
     "parse_lock",
+    "read_toml",
     "validate_filename",
 ]
-
-SUPPORTED_LOCK_VERSION = 1
-#: Source kinds in uv.lock, in the order uv documents them.
-SOURCE_KINDS = ("registry", "git", "path", "directory", "editable", "virtual", "url")
-#: Source kinds that are built from a local tree, never downloaded.
-LOCAL_TREE_KINDS = frozenset(("directory", "editable", "virtual"))
-
-
-class LockError(Exception):
-    """uv.lock cannot be used; the message names the file and what to do."""
 
 
 def _require_libraries() -> None:
@@ -116,203 +109,6 @@ def validate_filename(filename: t.Any, where: str) -> str:
             "allowed); the lock file may be corrupt or malicious: re-create it with `uv lock`." % (where, filename)
         )
     return filename
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One downloadable file (wheel or sdist) recorded in uv.lock."""
-
-    filename: str
-    url: str | None
-    path: str | None
-    sha256: str | None
-    size: int | None
-    is_wheel: bool
-    #: The raw ``hash`` value (``algo:hex``) when it is not sha256, else None.
-    other_hash: str | None = None
-    upload_time: str | None = None
-
-
-@dataclass(frozen=True)
-class Dependency:
-    """An edge in the lock graph (``dependencies``, ``optional-dependencies``, ``dev-dependencies``)."""
-
-    name: str
-    version: str | None = None
-    source_kind: str | None = None
-    source: str | None = None
-    extras: tuple[str, ...] = ()
-    marker: str | None = None
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """A manifest-level requirement (``[manifest] requirements`` / ``dependency-groups``)."""
-
-    name: str
-    extras: tuple[str, ...] = ()
-    marker: str | None = None
-    specifier: str | None = None
-
-
-@dataclass(frozen=True)
-class ConflictItem:
-    """One member of a ``conflicts`` set: an extra, a group, or a whole package."""
-
-    package: str
-    kind: str  # "extra" | "group" | "project"
-    name: str | None = None
-
-    @property
-    def encoded(self) -> str:
-        """uv's encoding of this item inside markers (``extra-3-foo-cpu`` ...)."""
-        if self.kind == "project":
-            return "project-%d-%s" % (len(self.package), self.package)
-        return "%s-%d-%s-%s" % (self.kind, len(self.package), self.package, self.name)
-
-    def __str__(self) -> str:
-        if self.kind == "project":
-            return "package `%s`" % self.package
-        return "%s `%s` of `%s`" % (self.kind, self.name, self.package)
-
-
-@dataclass(frozen=True)
-class Package:
-    """One ``[[package]]`` entry of uv.lock."""
-
-    name: str
-    version: str | None
-    source_kind: str
-    source: str
-    wheels: tuple[Artifact, ...] = ()
-    sdist: Artifact | None = None
-    dependencies: tuple[Dependency, ...] = ()
-    optional_dependencies: t.Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict, hash=False)
-    dev_dependencies: t.Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict, hash=False)
-    resolution_markers: tuple[str, ...] = ()
-    #: ``subdirectory`` of a git / url source, if any.
-    subdirectory: str | None = None
-    #: ``[package.metadata] provides-extras`` (None when the lock does not record it).
-    provides_extras: tuple[str, ...] | None = None
-    #: Names of groups in ``[package.metadata.requires-dev]`` (None when not recorded).
-    declared_groups: tuple[str, ...] | None = None
-    #: ``[package.metadata] requires-dist`` as raw tables (for callers that need them).
-    requires_dist: tuple[t.Mapping[str, t.Any], ...] = field(default=(), hash=False)
-    #: Absolute path of a local source (path / directory / editable / virtual), else None.
-    local_path: str | None = None
-    #: ``default-groups`` uv recorded for this project (tuple, "all"), or None when absent.
-    default_groups: tuple[str, ...] | str | None = field(default=None, hash=False)
-
-    @property
-    def key(self) -> tuple[str, str | None, str, str]:
-        return (self.name, self.version, self.source_kind, self.source)
-
-    @property
-    def extras(self) -> tuple[str, ...]:
-        """All extras the package declares (metadata, else the locked optional dependencies)."""
-        names = set(self.optional_dependencies)
-        if self.provides_extras:
-            names.update(self.provides_extras)
-        return tuple(sorted(names))
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """All dependency groups the package declares (metadata and locked edges)."""
-        names = set(self.dev_dependencies)
-        if self.declared_groups:
-            names.update(self.declared_groups)
-        return tuple(sorted(names))
-
-    @property
-    def is_local_tree(self) -> bool:
-        return self.source_kind in LOCAL_TREE_KINDS
-
-    def __str__(self) -> str:
-        return "%s==%s" % (self.name, self.version) if self.version else self.name
-
-
-@dataclass
-class Lock:
-    """A parsed uv.lock."""
-
-    path: str
-    version: int
-    revision: int
-    requires_python: SpecifierSet | None
-    packages: list[Package]
-    members: tuple[str, ...] = ()
-    conflicts: tuple[tuple[ConflictItem, ...], ...] = ()
-    resolution_markers: tuple[str, ...] = ()
-    supported_markers: tuple[str, ...] = ()
-    required_markers: tuple[str, ...] = ()
-    requirements: tuple[Requirement, ...] = ()
-    dependency_groups: t.Mapping[str, tuple[Requirement, ...]] = field(default_factory=dict)
-    options: t.Mapping[str, t.Any] = field(default_factory=dict)
-    requires_python_raw: str | None = None
-    #: ``[manifest] default-groups`` (workspace root's tool.uv.default-groups), or None when absent.
-    default_groups: tuple[str, ...] | str | None = None
-    #: sha256 of the file, set by load_lock.
-    sha256: str = ""
-
-    def __post_init__(self) -> None:
-        self._by_name: dict[str, list[Package]] = {}
-        for package in self.packages:
-            self._by_name.setdefault(package.name, []).append(package)
-
-    @property
-    def directory(self) -> str:
-        return os.path.dirname(os.path.abspath(self.path))
-
-    def packages_named(self, name: str) -> list[Package]:
-        return list(self._by_name.get(canonicalize_name(name), ()))
-
-    def find_unique(self, name: str) -> Package | None:
-        """The single package called ``name``; LockError if there are several."""
-        found = self._by_name.get(canonicalize_name(name), [])
-        if len(found) > 1:
-            raise LockError(
-                "%s: several entries for `%s` (%s) where uv expects one; re-create the lock with `uv lock`."
-                % (self.path, name, ", ".join(str(p.version) for p in found))
-            )
-        return found[0] if found else None
-
-    def resolve(self, dep: Dependency, owner: Package | None = None) -> Package:
-        """Return the package an edge points at (by name; version/source when ambiguous)."""
-        candidates = self._by_name.get(dep.name, [])
-        if dep.version is not None:
-            candidates = [p for p in candidates if p.version == dep.version]
-        if dep.source_kind is not None:
-            candidates = [p for p in candidates if p.source_kind == dep.source_kind and p.source == dep.source]
-        where = " (required by %s)" % owner if owner is not None else ""
-        if not candidates:
-            raise LockError(
-                "%s: dependency `%s`%s%s points at no [[package]] entry; the lock is inconsistent: "
-                "re-create it with `uv lock`."
-                % (self.path, dep.name, " " + dep.version if dep.version else "", where)
-            )
-        if len(candidates) > 1:
-            raise LockError(
-                "%s: dependency `%s`%s matches several [[package]] entries (%s); the lock is ambiguous: "
-                "re-create it with `uv lock`."
-                % (self.path, dep.name, where, ", ".join(str(p.version) for p in candidates))
-            )
-        return candidates[0]
-
-    @property
-    def project(self) -> Package | None:
-        """The package at the workspace root (source ``.``), or None (virtual workspace root)."""
-        for package in self.packages:
-            if package.is_local_tree and posixpath.normpath(package.source.replace("\\", "/")) == ".":
-                return package
-        return None
-
-    @property
-    def workspace_members(self) -> tuple[str, ...]:
-        """Workspace member names: ``[manifest] members``, else the single project."""
-        if self.members:
-            return self.members
-        project = self.project
-        return (project.name,) if project is not None else ()
 
 
 # ---------------------------------------------------------------------------
@@ -620,13 +416,8 @@ def _check_places(packages: list[Package], path: str, lock_dir: str, declared: t
                            % (package.name, package.version or "", what, reason))
 
 
-def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str] | None = None) -> Lock:
-    """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths.
-
-    Local entries must lie inside the lock's directory (the workspace) or one of DECLARED, by
-    default the locations the workspace's own configuration points at (see _lock_paths).
-    """
-    _require_libraries()
+def _check_version(data: t.Mapping[str, t.Any], path: str) -> tuple[int, int]:
+    """The lock's (version, revision); a LockError for a version this collection cannot read."""
     version = data.get("version")
     if version is None:
         raise _err(path, "no top-level `version`: this is not a uv.lock file (create one with `uv lock`).")
@@ -644,35 +435,76 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str]
     revision = data.get("revision", 0)
     if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
         raise _err(path, "`revision` must be a non-negative integer, got %r." % (revision,))
-    requires_python = None
-    raw_rp = data.get("requires-python")
-    if raw_rp is not None:
-        try:
-            requires_python = SpecifierSet(str(raw_rp))
-        except InvalidSpecifier:
-            raise _err(path, "invalid requires-python %r; fix pyproject.toml and re-lock." % (raw_rp,)) from None
-    lock_dir = os.path.dirname(os.path.abspath(path))
-    packages = [_parse_package(p, path, i, lock_dir) for i, p in enumerate(_as_list(data.get("package"), path, "package"))]
-    if declared is None:
-        declared = declared_locations(lock_dir)
-    _check_places(packages, path, lock_dir, declared)
+    return version, revision
+
+
+def _parse_requires_python(raw: t.Any, path: str) -> SpecifierSet | None:
+    if raw is None:
+        return None
+    try:
+        return SpecifierSet(str(raw))
+    except InvalidSpecifier:
+        raise _err(path, "invalid requires-python %r; fix pyproject.toml and re-lock." % (raw,)) from None
+
+
+def _check_unique(packages: list[Package], path: str) -> None:
     seen: set[tuple[str, str | None, str, str]] = set()
     for package in packages:
         if package.key in seen:
             raise _err(path, "package `%s` %s is listed twice; re-create the lock with `uv lock`." % (package.name, package.version))
         seen.add(package.key)
-    manifest = _as_table(data.get("manifest") or {}, path, "[manifest]")
-    members = tuple(canonicalize_name(str(m)) for m in _as_list(manifest.get("members"), path, "manifest.members"))
-    requirements = tuple(
-        _parse_requirement(r, path, "manifest.requirements[%d]" % i)
-        for i, r in enumerate(_as_list(manifest.get("requirements"), path, "manifest.requirements"))
-    )
+
+
+def _parse_manifest_groups(manifest: t.Mapping[str, t.Any], path: str) -> dict[str, tuple[Requirement, ...]]:
     groups: dict[str, tuple[Requirement, ...]] = {}
     for group, reqs in _as_table(manifest.get("dependency-groups") or {}, path, "manifest.dependency-groups").items():
         groups[canonicalize_name(group)] = tuple(
             _parse_requirement(r, path, "manifest.dependency-groups.%s[%d]" % (group, i))
             for i, r in enumerate(_as_list(reqs, path, "manifest.dependency-groups.%s" % group))
         )
+    return groups
+
+
+def _check_edges(lock: Lock) -> None:
+    """Every edge points at exactly one package, every member has an entry: fail early, naming the file."""
+    for package in lock.packages:
+        for dep in package.dependencies:
+            lock.resolve(dep, package)
+        for deps in list(package.optional_dependencies.values()) + list(package.dev_dependencies.values()):
+            for dep in deps:
+                lock.resolve(dep, package)
+    for member in lock.members:
+        if not lock.packages_named(member):
+            raise _err(lock.path, "workspace member `%s` has no [[package]] entry; re-create the lock with `uv lock`." % member)
+
+
+def _markers(data: t.Mapping[str, t.Any], path: str, key: str) -> tuple[str, ...]:
+    return tuple(str(m) for m in _as_list(data.get(key), path, key))
+
+
+def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str] | None = None) -> Lock:
+    """Build a :class:`Lock` from already-parsed TOML ``data``; ``path`` anchors relative paths.
+
+    Local entries must lie inside the lock's directory (the workspace) or one of DECLARED, by
+    default the locations the workspace's own configuration points at (see _lock_paths).
+    """
+    _require_libraries()
+    version, revision = _check_version(data, path)
+    raw_rp = data.get("requires-python")
+    requires_python = _parse_requires_python(raw_rp, path)
+    lock_dir = os.path.dirname(os.path.abspath(path))
+    packages = [_parse_package(p, path, i, lock_dir) for i, p in enumerate(_as_list(data.get("package"), path, "package"))]
+    if declared is None:
+        declared = declared_locations(lock_dir)
+    _check_places(packages, path, lock_dir, declared)
+    _check_unique(packages, path)
+    manifest = _as_table(data.get("manifest") or {}, path, "[manifest]")
+    members = tuple(canonicalize_name(str(m)) for m in _as_list(manifest.get("members"), path, "manifest.members"))
+    requirements = tuple(
+        _parse_requirement(r, path, "manifest.requirements[%d]" % i)
+        for i, r in enumerate(_as_list(manifest.get("requirements"), path, "manifest.requirements"))
+    )
+    groups = _parse_manifest_groups(manifest, path)
     lock = Lock(
         path=path,
         version=version,
@@ -681,25 +513,16 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str]
         packages=packages,
         members=members,
         conflicts=_parse_conflicts(data.get("conflicts"), path),
-        resolution_markers=tuple(str(m) for m in _as_list(data.get("resolution-markers"), path, "resolution-markers")),
-        supported_markers=tuple(str(m) for m in _as_list(data.get("supported-markers"), path, "supported-markers")),
-        required_markers=tuple(str(m) for m in _as_list(data.get("required-markers"), path, "required-markers")),
+        resolution_markers=_markers(data, path, "resolution-markers"),
+        supported_markers=_markers(data, path, "supported-markers"),
+        required_markers=_markers(data, path, "required-markers"),
         requirements=requirements,
         dependency_groups=groups,
         options=dict(_as_table(data.get("options") or {}, path, "[options]")),
         requires_python_raw=str(raw_rp) if raw_rp is not None else None,
         default_groups=_parse_default_groups(manifest.get("default-groups"), path, "manifest.default-groups"),
     )
-    # Every edge must point at exactly one package: check now, fail early with the file name.
-    for package in packages:
-        for dep in package.dependencies:
-            lock.resolve(dep, package)
-        for deps in list(package.optional_dependencies.values()) + list(package.dev_dependencies.values()):
-            for dep in deps:
-                lock.resolve(dep, package)
-    for member in members:
-        if not lock.packages_named(member):
-            raise _err(path, "workspace member `%s` has no [[package]] entry; re-create the lock with `uv lock`." % member)
+    _check_edges(lock)
     return lock
 
 

@@ -36,7 +36,8 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import (
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import (
     Artifact,
     ConflictItem,
     Dependency,
@@ -44,7 +45,6 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._lock import (
     LockError,
     Package,
     Requirement,
-    read_toml,
 )
 from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel
 
@@ -363,37 +363,25 @@ def _conflict_error(lock: Lock, first: ConflictItem, second: ConflictItem) -> Se
     )
 
 
-def select_packages(
-    lock: Lock,
-    marker_env: t.Mapping[str, str],
-    options: SelectionOptions,
-    default_groups: t.Iterable[str] | str | None = None,
-) -> list[SelectedPackage]:
-    """Return the packages uv would install for the target, sorted by name.
+@dataclass(frozen=True)
+class _Request:
+    """What the options ask of the roots, resolved as uv resolves them."""
 
-    ``marker_env`` is the TARGET interpreter's marker environment (all keys of
-    packaging's ``default_environment()``).
+    #: Install the roots and their production dependencies (not with --only-group).
+    prod: bool
+    #: The roots' active dependency groups.
+    groups: frozenset[str]
+    #: The active groups of a workspace root that is not a project ([manifest] dependency-groups).
+    manifest_groups: frozenset[str]
+    #: The roots' extras to install.
+    extras: frozenset[str]
 
-    ``default_groups`` is the workspace root's ``tool.uv.default-groups`` (what
-    :func:`read_default_groups` returns for the root pyproject.toml; uv reads it
-    from there). ``None`` takes them from the lock (uv 0.12+ records non-default
-    values), else ``("dev",)``. With ``options.package``, uv 0.13 uses the
-    package's default groups recorded in the lock (``("dev",)`` when a lock of
-    revision 5+ records none), and the root's only for older locks.
-    """
-    if not HAS_PACKAGING:
-        raise SelectionError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
-    _check_marker_env(marker_env)
-    _check_python(lock, marker_env)
-    _check_environments(lock, marker_env)
 
-    _check_option_combinations(options)
-    roots = _roots(lock, options)
-    members = set(lock.workspace_members)
+def _target_default_groups(
+    lock: Lock, roots: t.Sequence[Package], options: SelectionOptions, default_groups: t.Iterable[str] | str | None
+) -> t.Iterable[str] | str:
+    """The default groups of this install target (see :func:`select_packages`)."""
     project = lock.project
-    # uv's install targets: one project (``--package X`` or the root project), every member
-    # (``--all-packages``), or every member of a workspace whose root is not a project.
-    member_target = bool(options.package) and (project is None or roots[0].name != project.name)
     if default_groups is not None:
         root_defaults: t.Iterable[str] | str = default_groups
     elif project is not None and project.default_groups is not None:
@@ -402,23 +390,22 @@ def select_packages(
         root_defaults = lock.default_groups
     else:
         root_defaults = ("dev",)
-    if options.package:
-        # uv 0.13: with --package X, X's default groups as recorded in the lock apply; a lock
-        # that records default groups and has none for X means ("dev",); an older lock that
-        # records none at all means the workspace root's default groups.
-        if roots[0].default_groups is not None:
-            target_defaults = roots[0].default_groups
-        elif _lock_records_default_groups(lock):
-            target_defaults = ("dev",)
-        else:
-            target_defaults = root_defaults
-    else:
-        target_defaults = root_defaults
+    if not options.package:
+        return root_defaults
+    # uv 0.13: with --package X, X's default groups as recorded in the lock apply; a lock
+    # that records default groups and has none for X means ("dev",); an older lock that
+    # records none at all means the workspace root's default groups.
+    if roots[0].default_groups is not None:
+        return roots[0].default_groups
+    if _lock_records_default_groups(lock):
+        return ("dev",)
+    return root_defaults
 
-    # Validate extras and groups against what the roots declare.
-    root_extras = {e for r in roots for e in r.extras}
-    root_groups = {g for r in roots for g in r.groups}
-    known_groups = root_groups | set(lock.dependency_groups)
+
+def _check_requested_names(
+    lock: Lock, roots: t.Sequence[Package], options: SelectionOptions, root_extras: t.AbstractSet[str], known_groups: t.AbstractSet[str]
+) -> None:
+    """Refuse extras and groups the roots do not declare."""
     # Like uv, only validate extras when the lock format records `provides-extras` (revision 1+).
     validate_extras = lock.revision >= 1
     for extra in options.extras + options.no_extras:
@@ -433,6 +420,21 @@ def select_packages(
                 "Group `%s` is not defined by %s (known groups: %s); check the groups you asked for."
                 % (group, _describe_roots(roots), _known_list(known_groups))
             )
+
+
+def _request(
+    lock: Lock, roots: t.Sequence[Package], options: SelectionOptions, default_groups: t.Iterable[str] | str | None
+) -> _Request:
+    """The groups and extras of the roots that this selection activates."""
+    project = lock.project
+    # uv's install targets: one project (``--package X`` or the root project), every member
+    # (``--all-packages``), or every member of a workspace whose root is not a project.
+    member_target = bool(options.package) and (project is None or roots[0].name != project.name)
+    target_defaults = _target_default_groups(lock, roots, options, default_groups)
+    root_extras = {e for r in roots for e in r.extras}
+    root_groups = {g for r in roots for g in r.groups}
+    known_groups = root_groups | set(lock.dependency_groups)
+    _check_requested_names(lock, roots, options, root_extras, known_groups)
     prod, active_groups = resolve_groups(options, known_groups, target_defaults)
     if member_target:
         # uv 0.13 applies groups of a non-project workspace root to a single member only when
@@ -457,111 +459,157 @@ def select_packages(
     else:
         wanted_extras = {_canon(e) for e in options.extras}
     wanted_extras -= {_canon(e) for e in options.no_extras}
+    return _Request(prod, active_groups, manifest_groups, frozenset(wanted_extras))
 
-    has_conflicts = bool(lock.conflicts)
+
+def _encoded(items: t.Iterable[ConflictItem]) -> frozenset[str]:
+    return frozenset(i.encoded for i in items)
+
+
+def _root_conflict_items(roots: t.Sequence[Package], request: _Request) -> list[ConflictItem]:
+    """The conflict items the request activates at the roots: their extras, groups, themselves."""
     activated: list[ConflictItem] = []
-    if has_conflicts:
-        for root in roots:
-            if prod:
-                activated.extend(ConflictItem(root.name, "extra", e) for e in sorted(wanted_extras) if e in root.optional_dependencies)
-            activated.extend(ConflictItem(root.name, "group", g) for g in sorted(active_groups) if g in root.groups)
-            if prod:
-                activated.append(ConflictItem(root.name, "project", None))
-
-    def encoded(items: t.Iterable[ConflictItem]) -> frozenset[str]:
-        return frozenset(i.encoded for i in items)
-
-    included: dict[tuple[str, str | None, str, str], Package] = {}
-    queue: deque[tuple[Package, str | None]] = deque()
-    seen: set[tuple[tuple[str, str | None, str, str], str | None]] = set()
-
-    def push(package: Package, extras: t.Iterable[str]) -> None:
-        if (package.key, None) not in seen:
-            seen.add((package.key, None))
-            queue.append((package, None))
-        for extra in extras:
-            if (package.key, extra) not in seen:
-                seen.add((package.key, extra))
-                queue.append((package, extra))
-
-    root_active = encoded(activated)
     for root in roots:
-        if prod:
-            included[root.key] = root
-            queue.append((root, None))
-            for extra in sorted(wanted_extras):
-                if extra in root.optional_dependencies:
-                    queue.append((root, extra))
-        for group in sorted(active_groups):
-            for dep in root.dev_dependencies.get(group, ()):
-                if not evaluate_marker(dep.marker, marker_env, root_active):
-                    continue
-                target = lock.resolve(dep, root)
-                included[target.key] = target
-                push(target, dep.extras)
+        if request.prod:
+            activated.extend(ConflictItem(root.name, "extra", e) for e in sorted(request.extras) if e in root.optional_dependencies)
+        activated.extend(ConflictItem(root.name, "group", g) for g in sorted(request.groups) if g in root.groups)
+        if request.prod:
+            activated.append(ConflictItem(root.name, "project", None))
+    return activated
 
-    # Manifest-level requirements (PEP 723 scripts): like uv, their own node is only
-    # installed with production dependencies, but their dependencies are always walked.
-    for req in lock.requirements:
-        if not evaluate_marker(req.marker, marker_env):
-            continue
-        target = _find_by_markers(lock, req, marker_env)
-        if prod:
-            included[target.key] = target
-        push(target, req.extras)
-    # Groups of a workspace root that is not a project.
-    for group in sorted(manifest_groups):
-        for req in lock.dependency_groups.get(group, ()):
-            if not evaluate_marker(req.marker, marker_env):
+
+def _edges(package: Package, extra: str | None) -> t.Sequence[Dependency]:
+    if extra is None:
+        return package.dependencies
+    return package.optional_dependencies.get(extra, ())
+
+
+_PackageKey = t.Tuple[str, t.Optional[str], str, str]
+
+
+class _Walk:
+    """Breadth-first over (package, extra) pairs, each edge's marker evaluated for the target."""
+
+    def __init__(self, lock: Lock, marker_env: t.Mapping[str, str]) -> None:
+        self.lock = lock
+        self.marker_env = marker_env
+        self.included: dict[_PackageKey, Package] = {}
+        self.queue: deque[tuple[Package, str | None]] = deque()
+        self.seen: set[tuple[_PackageKey, str | None]] = set()
+
+    def copy(self) -> _Walk:
+        """A walk from the same queue that includes nothing (the conflict pass)."""
+        other = _Walk(self.lock, self.marker_env)
+        other.queue = deque(self.queue)
+        other.seen = set(self.seen)
+        return other
+
+    def push(self, package: Package, extras: t.Iterable[str]) -> None:
+        if (package.key, None) not in self.seen:
+            self.seen.add((package.key, None))
+            self.queue.append((package, None))
+        for extra in extras:
+            if (package.key, extra) not in self.seen:
+                self.seen.add((package.key, extra))
+                self.queue.append((package, extra))
+
+    def include(self, package: Package, extras: t.Iterable[str]) -> None:
+        self.included[package.key] = package
+        self.push(package, extras)
+
+    def seed_roots(self, roots: t.Sequence[Package], request: _Request, active: t.AbstractSet[str]) -> None:
+        """The roots (with production dependencies) and their active groups' edges."""
+        for root in roots:
+            if request.prod:
+                self.included[root.key] = root
+                self.queue.append((root, None))
+                for extra in sorted(request.extras):
+                    if extra in root.optional_dependencies:
+                        self.queue.append((root, extra))
+            for group in sorted(request.groups):
+                for dep in root.dev_dependencies.get(group, ()):
+                    if evaluate_marker(dep.marker, self.marker_env, active):
+                        self.include(self.lock.resolve(dep, root), dep.extras)
+
+    def seed_manifest(self, request: _Request) -> None:
+        """Manifest-level requirements and the groups of a workspace root that is not a project."""
+        # PEP 723 scripts: like uv, their own node is only installed with production
+        # dependencies, but their dependencies are always walked.
+        for req in self.lock.requirements:
+            if evaluate_marker(req.marker, self.marker_env):
+                target = _find_by_markers(self.lock, req, self.marker_env)
+                if request.prod:
+                    self.included[target.key] = target
+                self.push(target, req.extras)
+        for group in sorted(request.manifest_groups):
+            for req in self.lock.dependency_groups.get(group, ()):
+                if evaluate_marker(req.marker, self.marker_env):
+                    self.include(_find_by_markers(self.lock, req, self.marker_env), req.extras)
+
+    def run(self, active: t.AbstractSet[str]) -> None:
+        while self.queue:
+            package, extra = self.queue.popleft()
+            for dep in _edges(package, extra):
+                if evaluate_marker(dep.marker, self.marker_env, active):
+                    self.include(self.lock.resolve(dep, package), dep.extras)
+
+
+def _grow_conflict_items(walk: _Walk, activated: list[ConflictItem]) -> None:
+    """Grow ACTIVATED to a fixed point over the graph (``foo[cpu]`` edges); refuse a conflict."""
+    known = set(activated)
+    first = walk.copy()
+    while first.queue:
+        package, extra = first.queue.popleft()
+        for dep in _edges(package, extra):
+            extra_items = [ConflictItem(dep.name, "extra", e) for e in dep.extras]
+            additional = [i for i in extra_items if i not in known]
+            if not evaluate_marker(dep.marker, walk.marker_env, _encoded(activated + additional)):
                 continue
-            target = _find_by_markers(lock, req, marker_env)
-            included[target.key] = target
-            push(target, req.extras)
+            for item in additional:
+                known.add(item)
+                activated.append(item)
+            first.push(walk.lock.resolve(dep, package), dep.extras)
+    for conflict_set in walk.lock.conflicts:
+        hits = [item for item in conflict_set if item in known]
+        if len(hits) > 1:
+            raise _conflict_error(walk.lock, hits[0], hits[1])
 
-    def edges(package: Package, extra: str | None) -> t.Sequence[Dependency]:
-        if extra is None:
-            return package.dependencies
-        return package.optional_dependencies.get(extra, ())
 
-    if has_conflicts:
-        # First pass: grow the activated extras to a fixed point (``foo[cpu]`` edges).
-        known = set(activated)
-        first_queue = deque(queue)
-        first_seen = set(seen)
-        while first_queue:
-            package, extra = first_queue.popleft()
-            for dep in edges(package, extra):
-                extra_items = [ConflictItem(dep.name, "extra", e) for e in dep.extras]
-                additional = [i for i in extra_items if i not in known]
-                if not evaluate_marker(dep.marker, marker_env, encoded(activated + additional)):
-                    continue
-                for item in additional:
-                    known.add(item)
-                    activated.append(item)
-                target = lock.resolve(dep, package)
-                if (target.key, None) not in first_seen:
-                    first_seen.add((target.key, None))
-                    first_queue.append((target, None))
-                for e in dep.extras:
-                    if (target.key, e) not in first_seen:
-                        first_seen.add((target.key, e))
-                        first_queue.append((target, e))
-        for conflict_set in lock.conflicts:
-            hits = [item for item in conflict_set if item in known]
-            if len(hits) > 1:
-                raise _conflict_error(lock, hits[0], hits[1])
+def select_packages(
+    lock: Lock,
+    marker_env: t.Mapping[str, str],
+    options: SelectionOptions,
+    default_groups: t.Iterable[str] | str | None = None,
+) -> list[SelectedPackage]:
+    """Return the packages uv would install for the target, sorted by name.
 
-    active = encoded(activated)
-    while queue:
-        package, extra = queue.popleft()
-        for dep in edges(package, extra):
-            if not evaluate_marker(dep.marker, marker_env, active):
-                continue
-            target = lock.resolve(dep, package)
-            included[target.key] = target
-            push(target, dep.extras)
+    ``marker_env`` is the TARGET interpreter's marker environment (all keys of
+    packaging's ``default_environment()``).
 
-    result = [SelectedPackage(package=p, is_root=p.name in members or p.is_local_tree and p.source_kind == "virtual") for p in included.values()]
+    ``default_groups`` is the workspace root's ``tool.uv.default-groups`` (what
+    :func:`read_default_groups` returns for the root pyproject.toml; uv reads it
+    from there). ``None`` takes them from the lock (uv 0.12+ records non-default
+    values), else ``("dev",)``. With ``options.package``, uv 0.13 uses the
+    package's default groups recorded in the lock (``("dev",)`` when a lock of
+    revision 5+ records none), and the root's only for older locks.
+    """
+    if not HAS_PACKAGING:
+        raise SelectionError("The Python library 'packaging' is required on the controller: %s" % PACKAGING_IMPORT_ERROR)
+    _check_marker_env(marker_env)
+    _check_python(lock, marker_env)
+    _check_environments(lock, marker_env)
+    _check_option_combinations(options)
+    roots = _roots(lock, options)
+    request = _request(lock, roots, options, default_groups)
+    activated = _root_conflict_items(roots, request) if lock.conflicts else []
+    walk = _Walk(lock, marker_env)
+    walk.seed_roots(roots, request, _encoded(activated))
+    walk.seed_manifest(request)
+    if lock.conflicts:
+        _grow_conflict_items(walk, activated)
+    walk.run(_encoded(activated))
+    members = set(lock.workspace_members)
+    result = [SelectedPackage(package=p, is_root=p.name in members or p.is_local_tree and p.source_kind == "virtual") for p in walk.included.values()]
     result.sort(key=lambda s: (s.package.name, _version_key(s.package.version), s.package.source))
     return result
 

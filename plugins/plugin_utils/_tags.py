@@ -38,7 +38,7 @@ else:
 from ansible_collections.airgap.uv.plugins.module_utils._platform import normalize_arch as platform_arch
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
+    from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Artifact
 
 __all__ = [
     "HAS_PACKAGING",

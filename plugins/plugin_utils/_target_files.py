@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import BUILD_CONSTRAINTS, MANIFEST, MANIFEST_FORMAT, REQUIREMENTS
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Artifact
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier
 

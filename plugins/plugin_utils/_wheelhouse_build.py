@@ -47,7 +47,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._download import (
     FileRequest,
     file_sha256,
 )
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact, Package
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Artifact, Package
 from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import TargetPlan

@@ -16,7 +16,8 @@ except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGI
     pass
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import file_sha256
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Lock, LockError, load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_check import (
     LockCheckError,
     check_lock,

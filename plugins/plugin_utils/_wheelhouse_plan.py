@@ -20,7 +20,7 @@ except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGI
 from ansible_collections.airgap.uv.plugins.plugin_utils._build import BuildError
 from ansible_collections.airgap.uv.plugins.plugin_utils._closure import ClosureError
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import FileRequest, file_sha256
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact, Package
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Artifact, Package
 from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionError, SelectionOptions, select_packages
 from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Lock, LockError
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._selection import (
     SelectionError,
     SelectionOptions,

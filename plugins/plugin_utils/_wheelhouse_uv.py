@@ -15,7 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Mapping, Optional
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore, DownloadError, FileRequest
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import Artifact, Lock, LockError, load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Artifact, Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel, target_platforms, target_tags
 from ansible_collections.airgap.uv.plugins.plugin_utils._target import Target
 from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import Binary, TargetPlan
