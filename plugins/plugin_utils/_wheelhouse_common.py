@@ -14,7 +14,6 @@ from typing import Mapping, Optional
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import write_atomically
 from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
 
-COLLECTION_VERSION = "0.1.0"
 # Source-tree entries that never affect a built wheel; skipping them keeps the digest cheap.
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "dist", "build", ".tox", ".nox",
              ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}

@@ -16,6 +16,7 @@ import tempfile
 import time
 from typing import Callable, Mapping, Optional
 
+from ansible_collections.airgap.uv.plugins.plugin_utils._collection_version import collection_version
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore
 from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe as describe_os_error
 from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import (
@@ -30,7 +31,6 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import (
 )
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier, holds
 from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_common import (
-    COLLECTION_VERSION,
     WheelhouseError,
     WheelhouseResult,
     write_text,
@@ -172,7 +172,7 @@ class Publisher:
             files[filename] = {"sha256": sha256, "size": os.path.getsize(self.store.path_for(sha256)),
                                "targets": sorted(p.target.id for p in plans.values()
                                                  if any(e.filename == filename for e in p.files))}
-        content = {"format": MANIFEST_FORMAT, "collection_version": COLLECTION_VERSION, "lock_sha256": lock_sha256,
+        content = {"format": MANIFEST_FORMAT, "collection_version": collection_version(), "lock_sha256": lock_sha256,
                    "uv_version": version, "files": files,
                    "targets": {p.target.id: {"hosts": sorted(p.hosts), "uv_wheel": p.uv_wheel.filename}
                                for p in plans.values()}}

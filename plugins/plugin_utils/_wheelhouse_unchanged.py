@@ -14,11 +14,11 @@ import json
 import os
 from typing import Callable, Mapping, Optional
 
+from ansible_collections.airgap.uv.plugins.plugin_utils._collection_version import collection_version
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import ArtifactStore, file_sha256
 from ansible_collections.airgap.uv.plugins.plugin_utils._target_files import MANIFEST_FORMAT, TargetPlan
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import FileVerifier
 from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_common import (
-    COLLECTION_VERSION,
     WheelhouseOptions,
     WheelhouseResult,
     plain,
@@ -64,7 +64,7 @@ class UnchangedRun:
                    if item.name not in FETCH_ONLY_OPTIONS}
         uv = os.path.realpath(self.uv)
         uv_stat = os.stat(uv)
-        payload = {"format": MANIFEST_FORMAT, "collection_version": COLLECTION_VERSION, "lock_sha256": lock_sha256,
+        payload = {"format": MANIFEST_FORMAT, "collection_version": collection_version(), "lock_sha256": lock_sha256,
                    "configs": configs, "options": options, "project": self.project.project_dir, "dest": self.dest,
                    "cache_dir": os.path.abspath(self.options.cache_dir),
                    # Which uv answers `uv --version`, runs the lock check and the builds.
@@ -81,7 +81,7 @@ class UnchangedRun:
             with open(os.path.join(self.dest, "manifest.json"), encoding="utf-8") as handle:
                 manifest = json.load(handle)
             record = manifest["inputs"]
-            if (manifest.get("format") != MANIFEST_FORMAT or manifest.get("collection_version") != COLLECTION_VERSION
+            if (manifest.get("format") != MANIFEST_FORMAT or manifest.get("collection_version") != collection_version()
                     or record["digest"] != self.inputs):
                 return None
             if not self._all_there(record):
