@@ -2,7 +2,7 @@
 # Copyright: airgap.uv contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller side of airgap.uv.wheelhouse: argument spec and a call into WheelhouseBuilder."""
+"""Controller side of airgap.uv.wheelhouse: its arguments (_wheelhouse_args) into WheelhouseBuilder."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_args import ARGUMENT_SPEC
+
 try:
-    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
     from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvError, find_uv
     from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse import (
         WheelhouseBuilder,
@@ -27,31 +28,6 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 display = Display()
-
-ARGUMENT_SPEC = dict(
-    project=dict(type="path", required=True),
-    dest=dict(type="path", required=True),
-    targets=dict(type="dict", required=True),
-    groups=dict(type="list", elements="str", default=[]),
-    only_groups=dict(type="list", elements="str", default=[]),
-    all_groups=dict(type="bool", default=False),
-    no_default_groups=dict(type="bool", default=False),
-    no_dev=dict(type="bool", default=False),
-    extras=dict(type="list", elements="str", default=[]),
-    all_extras=dict(type="bool", default=False),
-    package=dict(type="str"),
-    uv_version=dict(type="str"),
-    uv_executable=dict(type="path"),
-    cache_dir=dict(type="path"),
-    workers=dict(type="int", default=8),
-    retries=dict(type="int", default=3),
-    timeout=dict(type="int", default=60),
-    check_lock=dict(type="bool", default=True),
-    lock_check_python=dict(type="str"),
-    prune=dict(type="bool", default=True),
-    host_builds=dict(type="list", elements="str", default=[]),
-    editable=dict(type="bool", default=False),
-)
 
 
 class ActionModule(ActionBase):
@@ -65,21 +41,9 @@ class ActionModule(ActionBase):
             missing = re.search(r"No module named '([^']+)'", IMPORT_ERROR)
             raise AnsibleActionFail(missing_required_lib(missing.group(1) if missing else "packaging"),
                                     result={"exception": IMPORT_ERROR})
-        selection = SelectionOptions(
-            groups=tuple(args["groups"]), only_groups=tuple(args["only_groups"]), all_groups=args["all_groups"],
-            no_default_groups=args["no_default_groups"], no_dev=args["no_dev"], extras=tuple(args["extras"]),
-            all_extras=args["all_extras"], package=args["package"],
-        )
-        options = dict(project=args["project"], dest=args["dest"], targets=args["targets"], selection=selection,
-                       uv_version=args["uv_version"], workers=args["workers"], retries=args["retries"],
-                       timeout=float(args["timeout"]), check_lock=args["check_lock"], prune=args["prune"],
-                       host_builds=tuple(args["host_builds"]), editable=args["editable"],
-                       lock_check_python=args["lock_check_python"] or None)
-        if args["cache_dir"]:
-            options["cache_dir"] = args["cache_dir"]
         try:
             uv = find_uv(args["uv_executable"])
-            builder = WheelhouseBuilder(WheelhouseOptions(**options), uv=uv, check_mode=self._task.check_mode,
+            builder = WheelhouseBuilder(WheelhouseOptions.from_args(args), uv=uv, check_mode=self._task.check_mode,
                                         progress=self._progress)
             outcome = builder.run()
         except (WheelhouseError, UvError) as exc:

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import write_atomically
 from ansible_collections.airgap.uv.plugins.plugin_utils._selection import SelectionOptions
+from ansible_collections.airgap.uv.plugins.plugin_utils._wheelhouse_args import DEFAULT_CACHE_DIR, default
 
 # Source-tree entries that never affect a built wheel; skipping them keeps the digest cheap.
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "dist", "build", ".tox", ".nox",
@@ -43,24 +43,40 @@ class WheelhouseResult:
 
 @dataclass(frozen=True)
 class WheelhouseOptions:
+    """The wheelhouse's options; the defaults are the action's (_wheelhouse_args), not repeated here."""
+
     project: str
     dest: str
     targets: Mapping[str, Mapping]
     selection: SelectionOptions = SelectionOptions()
-    uv_version: Optional[str] = None
-    cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "airgap-uv")
-    workers: int = 8
-    retries: int = 3
-    timeout: float = 60.0
-    check_lock: bool = True
-    prune: bool = True
+    uv_version: Optional[str] = default("uv_version")
+    cache_dir: str = DEFAULT_CACHE_DIR
+    workers: int = default("workers")
+    retries: int = default("retries")
+    timeout: float = float(default("timeout"))
+    check_lock: bool = default("check_lock")
+    prune: bool = default("prune")
     # Package names shipped as sdists (with their build requirements) for the hosts to build.
-    host_builds: tuple[str, ...] = ()
+    host_builds: tuple[str, ...] = default("host_builds")
     # Install the project, workspace members and editable path dependencies in editable mode (uv
     # sync's default) instead of as wheels (uv sync --no-editable).
-    editable: bool = False
+    editable: bool = default("editable")
     # The controller Python `uv lock --check` runs with (a path or a version request); None: found.
-    lock_check_python: Optional[str] = None
+    lock_check_python: Optional[str] = default("lock_check_python")
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, object]) -> "WheelhouseOptions":
+        """The options from the action's arguments, validated with ARGUMENT_SPEC (every key set)."""
+        selection = SelectionOptions(
+            groups=tuple(args["groups"]), only_groups=tuple(args["only_groups"]), all_groups=args["all_groups"],
+            no_default_groups=args["no_default_groups"], no_dev=args["no_dev"], extras=tuple(args["extras"]),
+            all_extras=args["all_extras"], package=args["package"],
+        )
+        return cls(project=args["project"], dest=args["dest"], targets=args["targets"], selection=selection,
+                   uv_version=args["uv_version"], cache_dir=args["cache_dir"] or DEFAULT_CACHE_DIR,
+                   workers=args["workers"], retries=args["retries"], timeout=float(args["timeout"]),
+                   check_lock=args["check_lock"], prune=args["prune"], host_builds=tuple(args["host_builds"]),
+                   editable=args["editable"], lock_check_python=args["lock_check_python"] or None)
 
 
 def write_text(path: str, text: str) -> None:
