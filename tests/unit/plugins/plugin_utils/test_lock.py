@@ -10,6 +10,9 @@ import pytest
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, load_lock, validate_filename
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import ConflictItem
+from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils.lock_text import forked, package, registry
+
+VIRTUAL = 'source = { virtual = "." }'
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -234,18 +237,12 @@ class TestErrors:
         ],
     )
     def test_path_traversal_refused(self, write_lock: t.Callable[..., str], entry: str) -> None:
-        text = (
-            'version = 1\nrevision = 3\n\n[[package]]\nname = "evil"\nversion = "1.0"\n'
-            'source = { registry = "https://index.invalid/simple" }\nwheels = [\n    ' + entry + ',\n]\n'
-        )
+        text = package("evil", "wheels = [\n    %s,\n]" % entry, version="1.0", header="version = 1\nrevision = 3\n\n")
         with pytest.raises(LockError, match="evil|empty"):
             load_lock(write_lock(text))
 
     def test_local_path_keeps_only_the_basename(self, write_lock: t.Callable[..., str]) -> None:
-        text = (
-            'version = 1\n[[package]]\nname = "p"\nversion = "1.0"\nsource = { registry = "wh" }\n'
-            'wheels = [{ path = "sub/../p-1.0-py3-none-any.whl" }]\n'
-        )
+        text = package("p", 'wheels = [{ path = "sub/../p-1.0-py3-none-any.whl" }]', version="1.0", source='source = { registry = "wh" }')
         lock = load_lock(write_lock(text))
         (art,) = lock.find_unique("p").wheels
         assert art.filename == "p-1.0-py3-none-any.whl"
@@ -257,48 +254,19 @@ class TestErrors:
             with pytest.raises(LockError):
                 validate_filename(bad, "x")
 
-    def test_bad_hash(self, write_lock: t.Callable[..., str]) -> None:
-        text = (
-            'version = 1\n[[package]]\nname = "p"\nversion = "1"\nsource = { registry = "https://index.invalid/simple" }\n'
-            'wheels = [{ url = "https://files.index.invalid/p-1-py3-none-any.whl", hash = "sha256:xyz" }]\n'
-        )
-        with pytest.raises(LockError, match="malformed sha256"):
+    @pytest.mark.parametrize("text, refusal", [
+        (package("p", 'wheels = [{ url = "https://files.index.invalid/p-1-py3-none-any.whl", hash = "sha256:xyz" }]'),
+         "malformed sha256"),
+        (package("p", 'wheels = [{ url = "https://files.index.invalid/p-1.tar.gz" }]'), r"\.whl"),
+        (package("p", source='source = { teleport = "x" }'), "unknown source"),
+        (package("p", 'dependencies = [{ name = "ghost" }]', source=VIRTUAL), r"ghost.*no \[\[package\]\]"),
+        (package("p", 'dependencies = [{ name = "q" }]', source=VIRTUAL) + registry("q==1", "q==2"), "several"),
+        ('version = 1\nrequires-python = "~=banana"\n', "requires-python"),
+    ], ids=["bad hash", "wheel not .whl", "unknown source kind", "dangling dependency", "ambiguous dependency",
+            "bad requires-python"])
+    def test_refused(self, write_lock: t.Callable[..., str], text: str, refusal: str) -> None:
+        with pytest.raises(LockError, match=refusal):
             load_lock(write_lock(text))
-
-    def test_wheel_must_be_whl(self, write_lock: t.Callable[..., str]) -> None:
-        text = (
-            'version = 1\n[[package]]\nname = "p"\nversion = "1"\nsource = { registry = "https://index.invalid/simple" }\n'
-            'wheels = [{ url = "https://files.index.invalid/p-1.tar.gz" }]\n'
-        )
-        with pytest.raises(LockError, match=r"\.whl"):
-            load_lock(write_lock(text))
-
-    def test_unknown_source_kind(self, write_lock: t.Callable[..., str]) -> None:
-        text = 'version = 1\n[[package]]\nname = "p"\nversion = "1"\nsource = { teleport = "x" }\n'
-        with pytest.raises(LockError, match="unknown source"):
-            load_lock(write_lock(text))
-
-    def test_dangling_dependency(self, write_lock: t.Callable[..., str]) -> None:
-        text = (
-            'version = 1\n[[package]]\nname = "p"\nversion = "1"\nsource = { virtual = "." }\n'
-            'dependencies = [{ name = "ghost" }]\n'
-        )
-        with pytest.raises(LockError, match="ghost.*no \\[\\[package\\]\\]"):
-            load_lock(write_lock(text))
-
-    def test_ambiguous_dependency(self, write_lock: t.Callable[..., str]) -> None:
-        text = (
-            'version = 1\n[[package]]\nname = "p"\nversion = "1"\nsource = { virtual = "." }\n'
-            'dependencies = [{ name = "q" }]\n'
-            '[[package]]\nname = "q"\nversion = "1"\nsource = { registry = "https://index.invalid/simple" }\n'
-            '[[package]]\nname = "q"\nversion = "2"\nsource = { registry = "https://index.invalid/simple" }\n'
-        )
-        with pytest.raises(LockError, match="several"):
-            load_lock(write_lock(text))
-
-    def test_bad_requires_python(self, write_lock: t.Callable[..., str]) -> None:
-        with pytest.raises(LockError, match="requires-python"):
-            load_lock(write_lock('version = 1\nrequires-python = "~=banana"\n'))
 
 
 FORKED = """
@@ -317,17 +285,7 @@ conflicts = [[
     { package = "proj", group = "old" },
 ]]
 
-[[package]]
-name = "numpy"
-version = "1.26.4"
-source = { registry = "https://index.invalid/simple" }
-resolution-markers = ["python_full_version < '3.10'"]
-
-[[package]]
-name = "numpy"
-version = "2.2.6"
-source = { registry = "https://index.invalid/simple" }
-resolution-markers = ["python_full_version >= '3.10'"]
+""" + forked("numpy", "1.26.4", "2.2.6") + """
 
 [[package]]
 name = "proj"

@@ -18,8 +18,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._selection import (
     resolve_groups,
     select_packages,
 )
-
-REG = 'source = { registry = "https://index.invalid/simple" }'
+from ansible_collections.airgap.uv.tests.unit.plugins.plugin_utils.lock_text import REG, forked, registry
 
 
 def env(python: str = "3.12.1", system: str = "linux", machine: str = "x86_64") -> dict[str, str]:
@@ -74,10 +73,7 @@ conflicts = [[
     {{ package = "proj", group = "old" }},
 ]]
 
-[[package]]
-name = "colorama"
-version = "0.4.6"
-{REG}
+{registry("colorama==0.4.6")}
 
 [[package]]
 name = "dateutil"
@@ -88,39 +84,11 @@ dependencies = [
     {{ name = "six", version = "1.17.0", {REG}, marker = "{NOT_CPU} or {GPU} or {DEV_AND_OLD}" }},
 ]
 
-[[package]]
-name = "idna"
-version = "3.10"
-{REG}
+{registry("idna==3.10", "iniconfig==2.0.0")}
 
-[[package]]
-name = "iniconfig"
-version = "2.0.0"
-{REG}
+{forked("iniconfig", "2.1.0", "2.3.0")}
 
-[[package]]
-name = "iniconfig"
-version = "2.1.0"
-{REG}
-resolution-markers = ["python_full_version < '3.10'"]
-
-[[package]]
-name = "iniconfig"
-version = "2.3.0"
-{REG}
-resolution-markers = ["python_full_version >= '3.10'"]
-
-[[package]]
-name = "numpy"
-version = "1.26.4"
-{REG}
-resolution-markers = ["python_full_version < '3.10'"]
-
-[[package]]
-name = "numpy"
-version = "2.2.6"
-{REG}
-resolution-markers = ["python_full_version >= '3.10'"]
+{forked("numpy", "1.26.4", "2.2.6")}
 
 [[package]]
 name = "proj"
@@ -166,10 +134,7 @@ docs = []
 lint = [{{ name = "tomli", marker = "python_full_version < '3.11'" }}]
 old = [{{ name = "iniconfig", specifier = "==2.0.0" }}]
 
-[[package]]
-name = "pysocks"
-version = "1.7.1"
-{REG}
+{registry("pysocks==1.7.1")}
 
 [[package]]
 name = "requests"
@@ -185,25 +150,7 @@ socks = [
     {{ name = "win-inet-pton", marker = "python_full_version < '3.10' and sys_platform == 'win32'" }},
 ]
 
-[[package]]
-name = "six"
-version = "1.16.0"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
-
-[[package]]
-name = "tomli"
-version = "2.2.1"
-{REG}
-
-[[package]]
-name = "win-inet-pton"
-version = "1.1.0"
-{REG}
+{registry("six==1.16.0", "six==1.17.0", "tomli==2.2.1", "win-inet-pton==1.1.0")}
 """
 
 
@@ -390,10 +337,7 @@ name = "tool"
 version = "1.0"
 source = {{ editable = "packages/tool" }}
 
-[[package]]
-name = "colorama"
-version = "0.4.6"
-{REG}
+{registry("colorama==0.4.6")}
 
 [[package]]
 name = "dateutil"
@@ -404,35 +348,7 @@ dependencies = [
     {{ name = "six", version = "1.17.0", {REG}, marker = "extra != 'extra-3-lib-cpu' or extra == 'extra-3-lib-gpu'" }},
 ]
 
-[[package]]
-name = "idna"
-version = "3.10"
-{REG}
-
-[[package]]
-name = "iniconfig"
-version = "2.3.0"
-{REG}
-
-[[package]]
-name = "pysocks"
-version = "1.7.1"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.16.0"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
-
-[[package]]
-name = "tomli"
-version = "2.2.1"
-{REG}
+{registry("idna==3.10", "iniconfig==2.3.0", "pysocks==1.7.1", "six==1.16.0", "six==1.17.0", "tomli==2.2.1")}
 """
 
 
@@ -505,10 +421,7 @@ version = "1.0"
 source = {{ editable = "." }}
 dependencies = [{{ name = "idna" }}]
 
-[[package]]
-name = "idna"
-version = "3.10"
-{REG}
+{registry("idna==3.10")}
 """
 
 
@@ -599,20 +512,7 @@ version = "1.0"
 source = {{ editable = "packages/beta" }}
 dependencies = [{{ name = "alpha", extra = ["x"] }}]
 
-[[package]]
-name = "idna"
-version = "3.10"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
-
-[[package]]
-name = "tomli"
-version = "2.2.1"
-{REG}
+{registry("idna==3.10", "six==1.17.0", "tomli==2.2.1")}
 """
 
 
@@ -647,15 +547,7 @@ default-groups = ["lint"]
 dev = [{{ name = "six", version = "1.17.0", {REG} }}]
 lint = [{{ name = "tomli" }}]
 
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
-
-[[package]]
-name = "tomli"
-version = "2.2.1"
-{REG}
+{registry("six==1.17.0", "tomli==2.2.1")}
 """
         lock = load_lock(write_lock(text))
         # Without --package the caller's (pyproject) value wins; with it, the lock's.
@@ -711,15 +603,7 @@ version = "0.1"
 source = {{ virtual = "." }}
 dependencies = [{{ name = "dateutil" }}]
 
-[[package]]
-name = "six"
-version = "1.16.0"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
+{registry("six==1.16.0", "six==1.17.0")}
 """
     lock = load_lock(write_lock(text))
     assert names(select_packages(lock, LINUX312, SelectionOptions())) == ["dateutil==2.9.0", "root==0.1", "six==1.17.0"]
@@ -750,20 +634,7 @@ dev = [
     {{ name = "six", version = "1.17.0", {REG} }},
 ]
 
-[[package]]
-name = "idna"
-version = "3.10"
-{REG}
-
-[[package]]
-name = "pysocks"
-version = "1.7.1"
-{REG}
-
-[[package]]
-name = "six"
-version = "1.17.0"
-{REG}
+{registry("idna==3.10", "pysocks==1.7.1", "six==1.17.0")}
 """
     lock = load_lock(write_lock(text))
     everything = ["idna==3.10", "pysocks==1.7.1", "selfref==0.1.0", "six==1.17.0"]
