@@ -191,7 +191,7 @@ class SyncRunner:
             self._validate_inputs()
         if p.manifest_sha256 and p.pending is None:
             try:
-                require_manifest(p.manifest, p.manifest_sha256, self.in_service())
+                require_manifest(p.manifest, p.manifest_sha256, self.in_service)
             except InputsError as exc:
                 raise SyncError(str(exc))
         reqs = read_requirements(t.cast(str, p.requirements))

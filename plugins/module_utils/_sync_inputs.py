@@ -36,11 +36,12 @@ def land_staged(staged: str) -> t.List[str]:
                           "deployment again." % (staged, exc))
 
 
-def require_manifest(manifest: t.Optional[str], expected: str, in_service: str) -> None:
+def require_manifest(manifest: t.Optional[str], expected: str, in_service: t.Callable[[], str]) -> None:
     """Fail unless MANIFEST has the sha256 EXPECTED: the set this run pushed is the one in place.
 
     Another deployment of the same host that landed its own set after this run's push
-    would otherwise be synced (and reported) by this run.
+    would otherwise be synced (and reported) by this run. IN_SERVICE names the release in
+    service, asked only for the message.
     """
     try:
         actual = sha256_file(manifest) if manifest else None
@@ -52,7 +53,7 @@ def require_manifest(manifest: t.Optional[str], expected: str, in_service: str) 
         "The files in place are not the ones this run pushed: %s has sha256 %s, this run pushed %s. Another "
         "deployment of this host replaced them after this run's push (two runs at once?). This run changed "
         "nothing; in service: %s. Run the deployment again to put this run's set in service."
-        % (manifest, actual or "(missing)", expected, in_service))
+        % (manifest, actual or "(missing)", expected, in_service()))
 
 
 def wheelhouse_files(document: t.Optional[t.Mapping[str, t.Any]]) -> t.Optional[t.List[str]]:
