@@ -15,15 +15,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._push_args import TASK_ARGUMENT_SPEC
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import MANIFEST
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
 
-ARGUMENT_SPEC = dict(
-    src=dict(type="path", required=True),
-    dest=dict(type="path", required=True),
-    stage=dict(type="bool", default=False),
-    expected=dict(type="dict"),
-)
+ARGUMENT_SPEC = TASK_ARGUMENT_SPEC
 
 
 def describe_tree(root: str) -> dict:

@@ -39,22 +39,69 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_packages import (
     compare_versions,
     parse_requirements,
 )
+from ansible_collections.airgap.uv.plugins.module_utils._sync_params import SyncParams
 from ansible_collections.airgap.uv.plugins.module_utils._sync_store import (
     Release,
     ReleaseStore,
+    StateFile,
     release_runs,
     resolve_ids,
     whoami,
 )
 from ansible_collections.airgap.uv.plugins.module_utils._sync_uv import (
+    CommandResult,
+    Uv,
     run_command,
     stderr_tail,
     uv_environment,
     uv_failure,
 )
 
-if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.airgap.uv.plugins.module_utils._sync import SyncRunner
+
+
+class RunSteps(t.Protocol):
+    """What the change needs of the run that found it (``SyncRunner`` is the one implementation).
+
+    The whole interface between deciding (``_sync``) and changing (this module): the run's
+    inputs, the few results the change fills in, and the steps it reuses. Nothing here imports
+    ``_sync``, so the two modules have no cycle.
+    """
+
+    p: SyncParams
+    store: ReleaseStore
+    uv: Uv
+    check_mode: bool
+    state: StateFile
+    editables: t.Dict[str, Requirement]
+    editable_files: t.Dict[str, str]
+    manifest_document: t.Optional[t.Dict[str, t.Any]]
+    # Filled in by the change: the project a pending bundle names, what pruning removed, and
+    # whether check mode predicted without the host's uv.
+    project: t.Optional[t.Dict[str, t.Any]]
+    pruned_files: t.Tuple[t.List[str], int]
+    uv_usable: bool
+
+    def warn(self, msg: str) -> None: ...
+
+    def cache_ready(self) -> bool: ...
+
+    def scratch_dir(self, prefix: str, for_uv: bool = False) -> str: ...
+
+    def set_editables(self, entries: t.Any, where: str) -> None: ...
+
+    def pip_sync(self, python: str, dry_run: bool, what: str, mode: t.Optional[str] = None,
+                 requirements: t.Optional[str] = None) -> t.Tuple[CommandResult, str]: ...
+
+    def plan_for(self, python: str, after: t.Mapping[str, str]) -> Plan: ...
+
+    def fix_attributes(self, release: t.Optional[Release], apply: bool) -> t.List[str]: ...
+
+    def note_switch(self, release: Release, previous: t.Optional[Release]) -> None: ...
+
+    def result(self, changed: bool, before: t.Mapping[str, str], after: t.Mapping[str, str],
+               reinstalled: t.Iterable[str], release: t.Optional[Release], previous: t.Optional[Release],
+               network_used: str, reason: t.Optional[str],
+               pruned: t.Optional[t.List[str]] = None) -> t.Dict[str, t.Any]: ...
 
 # ---------------------------------------------------------------------------
 # Durability
@@ -310,13 +357,12 @@ def _pyvenv_version(path: str) -> t.Optional[str]:
 
 
 class ReleaseChanger:
-    """Carries out what a ``SyncRunner`` found must change: build, reuse, switch, roll back.
+    """Carries out what a run found must change: build, reuse, switch, roll back.
 
-    Works with the runner's parameters, release store and uv, and with its public steps
-    (``pip_sync``, ``plan_for``, ``fix_attributes``, ``set_editables``, ``result``).
+    Gets the run as ``RunSteps``: its parameters, release store and uv, and the steps it reuses.
     """
 
-    def __init__(self, runner: SyncRunner) -> None:
+    def __init__(self, runner: RunSteps) -> None:
         self.runner = runner
         self.p = runner.p
         self.store = runner.store

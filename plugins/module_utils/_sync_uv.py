@@ -19,8 +19,14 @@ from ansible_collections.airgap.uv.plugins.module_utils._host_safety import RunA
 from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncError
 from ansible_collections.airgap.uv.plugins.module_utils._sync_packages import parse_uv_version
 
-if t.TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.airgap.uv.plugins.module_utils._sync_store import StateFile
+
+
+class InfoCache(t.Protocol):
+    """Where ``Uv.info`` keeps what it learnt (the state file of _sync_store)."""
+
+    data: t.Dict[str, t.Any]
+
+    def set(self, key: str, value: t.Any) -> None: ...
 
 STDERR_TAIL_LINES = 25
 
@@ -109,7 +115,7 @@ class Uv:
             raise uv_failure(what, res)
         return res
 
-    def info(self, state: t.Optional["StateFile"] = None) -> UvInfo:
+    def info(self, state: t.Optional[InfoCache] = None) -> UvInfo:
         """Version and capabilities, cached in the state file by the binary's identity."""
         if self._info is not None:
             return self._info

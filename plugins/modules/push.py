@@ -133,6 +133,7 @@ import tarfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
+from ansible_collections.airgap.uv.plugins.module_utils._push_args import MODULE_ARGUMENT_SPEC
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import apply, plan, stage
 
 
@@ -140,14 +141,7 @@ def main() -> None:
     # Called by the action plugin of the same name: first without 'archive' to learn what to
     # send, then with the uploaded archive to put it in place (or to stage it for airgap.uv.sync).
     module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="path", required=True),
-            dest=dict(type="path", required=True),
-            stage=dict(type="bool", default=False),
-            expected=dict(type="dict"),
-            files=dict(type="dict"),
-            archive=dict(type="path"),
-        ),
+        argument_spec=MODULE_ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     dest = module.params["dest"]

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import write_atomically
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._uv_tool import UvError, run_uv
 
@@ -97,7 +98,7 @@ def read_build_system(tree: str, label: str) -> BuildSystem:
     if os.path.isfile(path):
         try:
             table = read_toml(path).get("build-system") or {}
-        except LockError as exc:
+        except TomlFileError as exc:
             raise ClosureError("%s: %s" % (label, exc)) from None
     if not isinstance(table, Mapping):
         raise ClosureError("%s: [build-system] in its pyproject.toml is not a table." % label)
@@ -146,7 +147,7 @@ def index_settings(project_dir: str) -> dict:
             pyproject = os.path.join(project_dir, "pyproject.toml")
             if os.path.isfile(pyproject):
                 settings = (read_toml(pyproject).get("tool") or {}).get("uv") or {}
-    except LockError as exc:
+    except TomlFileError as exc:
         raise ClosureError(str(exc)) from None
     return {key: settings[key] for key in _INDEX_KEYS if key in settings}
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
 from ansible_collections.airgap.uv.plugins.plugin_utils._uv_env import env_flag
 
 _ENV_INDEX_VARS = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL")
@@ -299,6 +299,6 @@ def _read_toml(path: str) -> dict:
     """A TOML file's table; {} when absent or unreadable (uv itself reports broken files)."""
     try:
         data = read_toml(path)
-    except LockError:
+    except TomlFileError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -3,10 +3,9 @@
 # Copyright: contributors to the airgap.uv collection
 """Read uv.lock (lock format version 1) into the typed objects of _lock_types.
 
-Controller-only code: it needs ``packaging`` and ``tomli`` (preferred: 3x faster on
-large locks) or ``tomllib`` (Python 3.11+). Both imports are guarded so that importing
-this module never fails; :func:`load_lock` raises :class:`LockError` when a library is
-missing.
+Controller-only code: it needs ``packaging`` and a TOML parser (_toml_file). The imports
+are guarded so that importing this module never fails; :func:`load_lock` raises
+:class:`LockError` when a library is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import (
     Package,
     Requirement,
 )
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, parse_toml, read_bytes
 
 try:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -43,33 +43,12 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
-# tomli first: its compiled wheels parse a 2 MB uv.lock (150 packages, forks) in 0.10 s where
-# the pure-Python tomllib takes 0.31 s. tomllib (Python 3.11+) is the fallback.
-try:
-    import tomli as _toml
-except ImportError:
-    try:
-        import tomllib as _toml  # type: ignore[no-redef]
-    except ImportError:  # pragma: no cover - Python < 3.11 without tomli
-        _toml = None  # type: ignore[assignment]
-        HAS_TOML = False
-        TOML_IMPORT_ERROR: str | None = traceback.format_exc()
-    else:
-        HAS_TOML = True
-        TOML_IMPORT_ERROR = None
-else:
-    HAS_TOML = True
-    TOML_IMPORT_ERROR = None
-
 __all__ = [
     "HAS_PACKAGING",
-    "HAS_TOML",
     "PACKAGING_IMPORT_ERROR",
-    "TOML_IMPORT_ERROR",
     "LockError",
     "load_lock",
     "parse_lock",
-    "read_toml",
     "validate_filename",
 ]
 
@@ -79,11 +58,6 @@ def _require_libraries() -> None:
         raise LockError(
             "The Python library 'packaging' is required on the controller to read uv.lock; "
             "install it next to ansible-core (e.g. `pip install packaging`).\n%s" % PACKAGING_IMPORT_ERROR
-        )
-    if not HAS_TOML:
-        raise LockError(
-            "A TOML parser is required on the controller to read uv.lock: use Python 3.11+ "
-            "(tomllib) or install 'tomli' next to ansible-core.\n%s" % TOML_IMPORT_ERROR
         )
 
 
@@ -526,36 +500,6 @@ def parse_lock(data: t.Mapping[str, t.Any], path: str, declared: t.Sequence[str]
     return lock
 
 
-def _read_bytes(path: str, remedy: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise LockError("%s: no such file; %s." % (path, remedy)) from None
-    except IsADirectoryError:
-        raise LockError("%s: is a directory, expected a file." % path) from None
-    except OSError as exc:
-        raise LockError("%s: cannot read: %s" % (path, exc)) from None
-
-
-def _parse_toml(raw: bytes, path: str, remedy: str) -> dict:
-    _require_libraries()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LockError("%s: not UTF-8 text (%s); %s." % (path, exc, remedy)) from None
-    try:
-        return _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
-        raise LockError("%s: not valid TOML (%s); %s." % (path, exc, remedy)) from None
-
-
-def read_toml(path: str, remedy: str = "fix it") -> dict:
-    """Parse a TOML file (uv.lock, pyproject.toml, uv.toml); a LockError names the file and REMEDY."""
-    _require_libraries()
-    return _parse_toml(_read_bytes(path, remedy), path, remedy)
-
-
 def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str] | None = None) -> Lock:
     """Read and validate the uv.lock at ``path``; the result's ``sha256`` is the file's.
 
@@ -565,7 +509,10 @@ def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str]
     """
     remedy = "resolve merge conflicts or re-create it next to pyproject.toml with `uv lock`, and commit it"
     _require_libraries()
-    raw = _read_bytes(path, remedy)
+    try:
+        raw = read_bytes(path, remedy)
+    except TomlFileError as exc:
+        raise LockError(str(exc)) from None
     digest = hashlib.sha256(raw).hexdigest()
     cached = os.path.join(cache_dir, "parsed-locks", digest + ".json") if cache_dir else None
     data = None
@@ -576,7 +523,10 @@ def load_lock(path: str, cache_dir: str | None = None, declared: t.Sequence[str]
         except (OSError, ValueError):
             pass
     if data is None:
-        data = _parse_toml(raw, path, remedy)
+        try:
+            data = parse_toml(raw, path, remedy)
+        except TomlFileError as exc:
+            raise LockError(str(exc)) from None
         if cached:
             _cache_json(cached, data)
     lock = parse_lock(data, path, declared)

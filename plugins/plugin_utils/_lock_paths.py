@@ -14,7 +14,7 @@ or an absolute path); an entry that nothing declares (``path = "/etc/passwd"``) 
 edited lock and is refused. Paths are compared after resolving symbolic links, so a link inside
 the workspace does not lead outside it either.
 
-Standard library plus the TOML reader of _lock (imported lazily to avoid a cycle).
+Standard library plus the TOML reader (_toml_file).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import os
 import re
 from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import unquote, urlsplit
+
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
 
 # Directories never searched for pyproject.toml files (environments, caches, VCS data).
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "dist", "build", ".tox", ".nox", ".pytest_cache",
@@ -109,8 +111,6 @@ def _from_pyproject(data: Mapping, base: str) -> list:
 
 def declared_locations(workspace: str, environ: Optional[Mapping[str, str]] = None) -> tuple:
     """Absolute local paths the workspace's configuration (and uv's environment) points at."""
-    from ansible_collections.airgap.uv.plugins.plugin_utils._lock import LockError, read_toml
-
     env = os.environ if environ is None else environ
     found: list = []
     for root, dirs, files in os.walk(workspace):
@@ -119,7 +119,7 @@ def declared_locations(workspace: str, environ: Optional[Mapping[str, str]] = No
             if name in files:
                 try:
                     data = read_toml(os.path.join(root, name))
-                except LockError:
+                except TomlFileError:
                     continue  # the lock check or the selection reports an unreadable file
                 found += reader(data, root)
     for variable, separator in _ENV_LISTS:

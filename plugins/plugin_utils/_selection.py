@@ -36,9 +36,7 @@ else:
     HAS_PACKAGING = True
     PACKAGING_IMPORT_ERROR = None
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import read_toml
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import (
-    Artifact,
     ConflictItem,
     Dependency,
     Lock,
@@ -46,7 +44,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import (
     Package,
     Requirement,
 )
-from ansible_collections.airgap.uv.plugins.plugin_utils._tags import choose_wheel
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
 
 __all__ = [
     "HAS_PACKAGING",
@@ -59,7 +57,6 @@ __all__ = [
     "resolve_groups",
     "select_packages",
     "evaluate_marker",
-    "choose_artifact",
 ]
 
 #: The keys a target's marker environment must provide (those of packaging's default_environment()).
@@ -115,7 +112,7 @@ def read_default_groups(pyproject_path: str) -> tuple[str, ...] | t.Literal["all
     """Return ``tool.uv.default-groups`` of a pyproject.toml (default ``("dev",)``)."""
     try:
         data = read_toml(pyproject_path, "the project directory must hold a valid pyproject.toml")
-    except LockError as exc:
+    except TomlFileError as exc:
         raise SelectionError(str(exc)) from None
     tool = data.get("tool")
     uv = tool.get("uv") if isinstance(tool, dict) else None
@@ -627,25 +624,3 @@ def _describe_roots(roots: t.Sequence[Package]) -> str:
     if len(roots) == 1:
         return "`%s`" % roots[0].name
     return "the workspace members %s" % _known_list(r.name for r in roots)
-
-
-def choose_artifact(package: Package, tags: t.Sequence[t.Any]) -> Artifact | None:
-    """Return the file uv installs for ``package`` on the target described by ``tags``.
-
-    The best compatible wheel, else the sdist (uv builds it on the target).
-    ``None`` for packages uv builds from a source tree (git, directory,
-    editable, virtual). Raises :class:`SelectionError` when a package has
-    neither a compatible wheel nor an sdist, as uv refuses it too.
-    """
-    if package.source_kind in ("git", "directory", "editable", "virtual"):
-        return None
-    wheel = choose_wheel(package.wheels, tags)
-    if wheel is not None:
-        return wheel
-    if package.sdist is not None:
-        return package.sdist
-    offered = ", ".join(w.filename for w in package.wheels) or "none"
-    raise SelectionError(
-        "%s has no wheel for the target and no source distribution (wheels in the lock: %s); "
-        "the target cannot install it: choose another version or platform." % (package, offered)
-    )

@@ -16,7 +16,8 @@ except ImportError:  # reported by the action plugin through _lock's HAS_PACKAGI
     pass
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._download import file_sha256
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock, read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._lock import load_lock
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_types import Lock, LockError
 from ansible_collections.airgap.uv.plugins.plugin_utils._lock_check import (
     LockCheckError,
@@ -95,7 +96,7 @@ class ProjectInputs:
                 continue
             try:
                 data = read_toml(path)
-            except LockError as exc:
+            except TomlFileError as exc:
                 raise WheelhouseError(str(exc)) from None
             settings = (data.get(table) or {}).get("uv") if table else data
             if isinstance(settings, dict) and settings.get("required-version"):

@@ -90,3 +90,66 @@ def test_the_check_itself(source, reason):
         assert not found
     else:
         assert found and found[0].startswith(reason)
+
+
+COLLECTION_PREFIX = "ansible_collections.airgap.uv."
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Which collection module imports which (any import: top level, function, TYPE_CHECKING)."""
+    paths = {}
+    for directory in ("plugins/module_utils", "plugins/plugin_utils", "plugins/modules", "plugins/action"):
+        for name in os.listdir(os.path.join(REPO, directory)):
+            if name.endswith(".py") and name != "__init__.py":
+                module = COLLECTION_PREFIX + (directory + "/" + name[:-3]).replace("/", ".")
+                paths[module] = os.path.join(REPO, directory, name)
+    graph = {}
+    for module, path in paths.items():
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), path)
+        found = set()
+        for dummy, name in imported_modules(tree):
+            # `from pkg.mod import Name` is recorded as pkg.mod.Name: keep the longest module prefix.
+            while name and name not in paths:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+        graph[module] = found
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return visiting[visiting.index(node):] + [node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for other in sorted(graph.get(node, ())):
+            cycle = visit(other)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    assert COLLECTION_PREFIX + "plugins.module_utils._sync_change" in graph[COLLECTION_PREFIX + "plugins.module_utils._sync"]
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(name.rpartition(".")[2] for name in cycle)
+
+
+def test_find_cycle_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

@@ -420,3 +420,12 @@ def test_noop_run_never_imports_the_change_code(tmp_path, uv_bin, uv_cache):
     assert _run_and_report_imports(params, check_mode=True) == (True, True)
     assert _run_and_report_imports(params) == (True, True)
     assert _run_and_report_imports(dict(params, state="rollback")) == (True, True)
+
+
+def test_runner_offers_what_the_change_needs(inputs):
+    """ReleaseChanger gets the run as RunSteps: SyncRunner must have every member it names."""
+    runner = S.SyncRunner(inputs, runner=FakeUv())
+    members = set(C.RunSteps.__annotations__) | {
+        name for name in vars(C.RunSteps) if not name.startswith("_") and callable(getattr(C.RunSteps, name))}
+    assert {"result", "pip_sync", "pruned_files", "p"} <= members
+    assert [name for name in sorted(members) if not hasattr(runner, name)] == []

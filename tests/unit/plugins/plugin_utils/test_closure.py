@@ -16,7 +16,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._closure import (
     index_settings,
     read_build_system,
 )
-from ansible_collections.airgap.uv.plugins.plugin_utils._lock import read_toml
+from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import read_toml
 
 
 def write(path, text):

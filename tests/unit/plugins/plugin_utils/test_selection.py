@@ -645,43 +645,6 @@ dev = [
     assert names(select_packages(lock, LINUX312, SelectionOptions(no_dev=True))) == ["idna==3.10", "selfref==0.1.0"]
 
 
-def test_choose_artifact(write_lock: t.Callable[..., str]) -> None:
-    from ansible_collections.airgap.uv.plugins.plugin_utils._selection import choose_artifact
-    from ansible_collections.airgap.uv.plugins.plugin_utils._tags import target_platforms, target_tags
-
-    text = f"""
-version = 1
-revision = 5
-
-[[package]]
-name = "both"
-version = "1.0"
-{REG}
-sdist = {{ url = "https://files.index.invalid/both-1.0.tar.gz" }}
-wheels = [{{ url = "https://files.index.invalid/both-1.0-cp312-cp312-win_amd64.whl" }}]
-
-[[package]]
-name = "wheelonly"
-version = "1.0"
-{REG}
-wheels = [{{ url = "https://files.index.invalid/wheelonly-1.0-cp312-cp312-win_amd64.whl" }}]
-
-[[package]]
-name = "fromgit"
-version = "1.0"
-source = {{ git = "https://git.invalid/x?rev=main#0123456789abcdef0123456789abcdef01234567" }}
-"""
-    lock = load_lock(write_lock(text))
-    linux = target_tags("3.12", "cpython", target_platforms("linux", "x86_64", "glibc", "2.36"))
-    win = target_tags("3.12", "cpython", target_platforms("windows", "AMD64", None, None))
-    both = lock.find_unique("both")
-    assert choose_artifact(both, win).filename == "both-1.0-cp312-cp312-win_amd64.whl"
-    assert choose_artifact(both, linux).filename == "both-1.0.tar.gz"
-    assert choose_artifact(lock.find_unique("fromgit"), linux) is None
-    with pytest.raises(SelectionError, match="wheelonly==1.0 has no wheel.*win_amd64"):
-        choose_artifact(lock.find_unique("wheelonly"), linux)
-
-
 # ---------------------------------------------------------------------------
 # Comparisons with the real uv (generated at test time; need uv and the index)
 # ---------------------------------------------------------------------------
