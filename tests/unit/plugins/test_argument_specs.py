@@ -14,14 +14,23 @@ import typing as t
 import pytest
 import yaml
 
+from ansible_collections.airgap.uv.plugins.action import bundle as bundle_action
+from ansible_collections.airgap.uv.plugins.action import bundle_import as bundle_import_action
 from ansible_collections.airgap.uv.plugins.action import push as push_action
+from ansible_collections.airgap.uv.plugins.action import targets_file as targets_file_action
 from ansible_collections.airgap.uv.plugins.action import wheelhouse as wheelhouse_action
+from ansible_collections.airgap.uv.plugins.modules import bundle as bundle_module
+from ansible_collections.airgap.uv.plugins.modules import bundle_import as bundle_import_module
 from ansible_collections.airgap.uv.plugins.modules import push as push_module
+from ansible_collections.airgap.uv.plugins.modules import targets_file as targets_file_module
 from ansible_collections.airgap.uv.plugins.modules import wheelhouse as wheelhouse_module
 
 PLUGINS = {
     "wheelhouse": (wheelhouse_action.ARGUMENT_SPEC, wheelhouse_module.DOCUMENTATION),
     "push": (push_action.ARGUMENT_SPEC, push_module.DOCUMENTATION),
+    "targets_file": (targets_file_action.ARGUMENT_SPEC, targets_file_module.DOCUMENTATION),
+    "bundle": (bundle_action.ARGUMENT_SPEC, bundle_module.DOCUMENTATION),
+    "bundle_import": (bundle_import_action.ARGUMENT_SPEC, bundle_import_module.DOCUMENTATION),
 }
 
 
