@@ -90,8 +90,11 @@ def _unpack(path: str, staging: t.Optional[str]) -> dict:
             members = document["members"]
             expected = set(members) - set(document.get("from_base") or [])
             seen: t.Set[str] = set()
-            for info in archive:
+            # next(), not iteration: iterating starts again at the members already read (bundle.json).
+            info = archive.next()
+            while info is not None:
                 _unpack_member(path, archive, info, members, expected, seen, staging)
+                info = archive.next()
     except (tarfile.TarError, EOFError) as exc:
         raise BundleError("%s is truncated or damaged (%s); copy it again from the media." % (path, exc)) from None
     missing = sorted(expected - seen)
