@@ -14,7 +14,7 @@ A bundle is an uncompressed tar (wheels are compressed already) whose first memb
 - ``uv/<uv wheel name>/uv``, ``.../uvx``: the uv binary of each platform;
 - ``targets/<id>/manifest.json``, ``requirements.txt``, ``build-constraints.txt``: the install files
   of each target, as ``airgap.uv.wheelhouse`` publishes them;
-- ``pylock.<id>.toml``: the same install as a PEP 751 lock whose paths point into ``files/``;
+- ``pylock.<id>.toml`` (dots of the id as underscores): the same install as a PEP 751 lock whose paths point into ``files/``;
 - ``sbom.cdx.json``: a CycloneDX SBOM of every shipped file.
 
 ``bundle.json`` holds: ``format``, ``project`` (name, version), ``lock_sha256``, ``uv_version``,
@@ -60,7 +60,9 @@ def member_for(target_id: str, relpath: str, uv_dir: str) -> str:
 
 
 def pylock_member(target_id: str) -> str:
-    return "pylock.%s.toml" % target_id
+    """``pylock.<id>.toml`` with the id's dots as underscores: PEP 751 names hold no dot, and pip
+    reads a file as a pylock only when its name matches."""
+    return "pylock.%s.toml" % target_id.replace(".", "_")
 
 
 def safe_name(name: str) -> bool:

@@ -107,7 +107,7 @@ def test_each_file_once_with_sbom_and_pylock(tmp_path):
     with tarfile.open(outcome.path) as archive:
         names = archive.getnames()
     assert "files/alpha-1.0-py3-none-any.whl" in names and "sbom.cdx.json" in names
-    assert "pylock.%s.toml" % TARGET in names
+    assert "pylock.cpython3_11_2-linux-x86_64-glibc2_36.toml" in names
     assert not any(name.startswith("targets/%s/wheelhouse" % TARGET) for name in names)
     document = read_document(outcome.path)
     assert document["project"] == {"name": "app", "version": "1.0"}
