@@ -17,7 +17,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._collection_version impo
 
 try:
     from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_write import BundleRequest, build_bundle
-    from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_extras import lock_urls
+    from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_extras import lock_urls, project_of
     from ansible_collections.airgap.uv.plugins.plugin_utils._targets_file import TargetsFileError, read_targets_file
     IMPORT_ERROR = None
 except ImportError:
@@ -52,7 +52,8 @@ class ActionModule(ActionBase):
             request = BundleRequest(
                 wheelhouse=args["wheelhouse"], specs=read_targets_file(args["targets_file"]), dest=args["dest"],
                 lock_urls=lock_urls(os.path.join(args["project"], "uv.lock")), base=args["base"],
-                signing_key=args["signing_key"], mtime=mtime, collection_version=collection_version())
+                signing_key=args["signing_key"], mtime=mtime, collection_version=collection_version(),
+                project=project_of(args["project"]))
             outcome = build_bundle(request, check_mode=self._task.check_mode)
         except (BundleError, TargetsFileError) as exc:
             raise AnsibleActionFail(str(exc)) from None

@@ -7,6 +7,7 @@ made from the bundle's own members, and the original URLs from uv.lock (connecte
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import BundleError
@@ -36,6 +37,17 @@ def lock_urls(lock_path: str) -> dict:
             if artifact.url:
                 urls[artifact.filename] = artifact.url
     return urls
+
+
+def project_of(project_dir: str) -> dict:
+    """``name`` and ``version`` of pyproject.toml's [project] (a virtual project installs no wheel of its own)."""
+    from ansible_collections.airgap.uv.plugins.plugin_utils._toml_file import TomlFileError, read_toml
+
+    try:
+        table = read_toml(os.path.join(project_dir, "pyproject.toml")).get("project") or {}
+    except TomlFileError as exc:
+        raise BundleError(str(exc)) from None
+    return {"name": table.get("name") or os.path.basename(os.path.abspath(project_dir)), "version": table.get("version")}
 
 
 def pylock_for(target_id: str, python_version: str, package_files: t.Sequence[t.Mapping[str, t.Any]],

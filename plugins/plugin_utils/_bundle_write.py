@@ -66,6 +66,8 @@ class BundleRequest:
     signing_key: t.Optional[str] = None
     mtime: int = 0
     collection_version: str = ""
+    # The project's name and version when no target installs a wheel of it (a virtual project).
+    project: t.Mapping[str, t.Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,12 +136,12 @@ def _generated(request: BundleRequest, members: t.Dict[str, Member], targets: t.
     members[SBOM] = Member.of_bytes(SBOM, (json.dumps(sbom, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def _project(targets: t.Mapping[str, dict]) -> dict:
+def _project(targets: t.Mapping[str, dict], declared: t.Mapping[str, t.Any]) -> dict:
     for target in targets.values():
         project = (target.get("install_file") or {}).get("project")
         if project:
             return {"name": project["name"], "version": project["version"]}
-    return {"name": None, "version": None}
+    return {"name": declared.get("name"), "version": declared.get("version")}
 
 
 def _base(path: t.Optional[str], members: t.Mapping[str, Member]) -> t.Tuple[t.Optional[dict], t.List[str]]:
@@ -239,7 +241,7 @@ def write_tar(sink: _Sink, document: dict, members: t.Mapping[str, Member], from
 def build_bundle(request: BundleRequest, check_mode: bool = False) -> BundleOutcome:
     """Write (or in check mode, work out) the bundle at REQUEST.dest with its signature and digest."""
     members, targets = collect(request)
-    project = _project(targets)
+    project = _project(targets, request.project)
     _generated(request, members, targets, project)
     base, from_base = _base(request.base, members)
     document = document_for(request, members, targets, project, base, from_base)
