@@ -153,3 +153,38 @@ def test_no_import_cycle():
 def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# What runs on the controller inside the air gap (deploy_offline from a bundle, the targets
+# playbook): ansible-core and this collection only, so no packaging or tomli.
+INSIDE_ACTIONS = ("bundle_import", "push", "sync", "targets_file")
+INSIDE_ALLOWED = ("ansible", "yaml", "jinja2", "ansible_collections.airgap.uv")
+
+
+def reachable(graph: dict[str, set[str]], starts: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph.get(module, ()))
+    return seen
+
+
+def test_inside_controller_code_needs_no_library_beyond_ansible():
+    graph = import_graph()
+    starts = [COLLECTION_PREFIX + "plugins.action." + name for name in INSIDE_ACTIONS]
+    assert all(start in graph for start in starts)
+    bad = []
+    for module in sorted(reachable(graph, starts)):
+        path = os.path.join(REPO, *module[len(COLLECTION_PREFIX):].split(".")) + ".py"
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), path)
+        for line, name in imported_modules(tree):
+            top = name.split(".")[0]
+            if name.startswith(".") or top == "__future__" or top in sys.stdlib_module_names:
+                continue
+            if not any(name == allowed or name.startswith(allowed + ".") for allowed in INSIDE_ALLOWED):
+                bad.append("%s:%d imports %s" % (os.path.relpath(path, REPO), line, name))
+    assert not bad, "\n".join(bad)
