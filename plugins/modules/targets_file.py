@@ -49,11 +49,20 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
+    details: Reports whether the file would change, and writes nothing.
   diff_mode:
     support: full
+    details: Shows the file before and after.
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   platform:
     platforms: posix
 notes:
