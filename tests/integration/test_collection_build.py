@@ -206,7 +206,7 @@ def test_installed_tarball_documents_every_plugin_and_role(built, tmp_path):
 
     plugins = _plugins(str(installed))
     assert set(plugins) == {"module"}, plugins
-    assert plugins["module"] == ["push", "sync", "target_facts", "wheelhouse"], plugins
+    assert plugins["module"] == ["bundle", "bundle_import", "push", "sync", "target_facts", "targets_file", "wheelhouse"], plugins
     listed = doc("-t", "module", "-l", "airgap.uv")
     assert sorted(line.split()[0] for line in listed.splitlines() if line.strip()) == \
         ["airgap.uv." + name for name in plugins["module"]], listed
