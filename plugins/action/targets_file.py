@@ -17,13 +17,14 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.airgap.uv.plugins.plugin_utils._os_errors import describe
 from ansible_collections.airgap.uv.plugins.plugin_utils._targets_file import (
     TargetsFileError,
+    read_targets_file,
     render_targets_file,
     targets_from_facts,
 )
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
-    "facts": {"type": "dict", "required": True},
+    "facts": {"type": "dict"},
     "anonymous": {"type": "bool", "default": False},
 }
 
@@ -37,6 +38,12 @@ class ActionModule(ActionBase):
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         # Relative to where ansible-playbook was started, like any controller path on its command line.
         path = os.path.abspath(args["path"])
+        if args["facts"] is None:
+            try:
+                result.update(changed=False, path=path, targets=read_targets_file(path))
+            except TargetsFileError as exc:
+                raise AnsibleActionFail(str(exc)) from None
+            return result
         try:
             targets = targets_from_facts(args["facts"], args["anonymous"])
         except TargetsFileError as exc:

@@ -20,13 +20,14 @@ from ansible_collections.airgap.uv.plugins.module_utils._sync_error import SyncE
 from ansible_collections.airgap.uv.plugins.module_utils._sync_packages import parse_uv_version
 
 
-
 class InfoCache(t.Protocol):
     """Where ``Uv.info`` keeps what it learnt (the state file of _sync_store)."""
 
     data: t.Dict[str, t.Any]
 
-    def set(self, key: str, value: t.Any) -> None: ...
+    def set(self, key: str, value: t.Any) -> None:
+        ...
+
 
 STDERR_TAIL_LINES = 25
 

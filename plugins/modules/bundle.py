@@ -60,6 +60,9 @@ options:
       - Modification time of every member, in seconds since the epoch.
       - Default C(SOURCE_DATE_EPOCH) from the controller's environment, else 0.
     type: int
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full

@@ -53,6 +53,9 @@ options:
   facts:
     description: Each host's C(airgap_uv_target) fact (from M(airgap.uv.target_facts)), by host name.
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full

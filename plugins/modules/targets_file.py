@@ -41,8 +41,9 @@ options:
       - Map of host name to that host's C(airgap_uv_target) fact from M(airgap.uv.target_facts).
       - A host the controller cannot reach may be given as a short description instead, as for
         O(airgap.uv.wheelhouse#module:targets).
+      - When not given, the file at O(path) is only read and checked (every entry re-creates its own
+        target id), and RV(targets) returns it; this is how the C(airgap.uv.bundle) playbook reads it.
     type: dict
-    required: true
   anonymous:
     description: Leave out the host names; the file then says only which targets exist.
     type: bool

@@ -70,3 +70,15 @@ def test_where_it_cannot_write_it_says_why(tmp_path, where, message):
 def test_no_facts_fails_saying_what_to_run(tmp_path):
     with pytest.raises(AnsibleActionFail, match="run airgap.uv.target_facts"):
         run(str(tmp_path / "targets.yml"), facts={})
+
+
+def test_without_facts_it_reads_and_checks_the_file(tmp_path):
+    path = str(tmp_path / "targets.yml")
+    written = run(path)
+    read = run(path, facts=None)
+    assert not read["changed"] and read["targets"] == written["targets"]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("  cpython3.13.0-linux-x86_64-glibc2.36:\n    python: \"3.12.1\"\n    os: linux\n    arch: x86_64\n"
+                     "    libc: glibc\n    libc_version: \"2.36\"\n")
+    with pytest.raises(AnsibleActionFail, match="cpython3.13.0-linux-x86_64-glibc2.36"):
+        run(path, facts=None)

@@ -9,6 +9,7 @@ The end-to-end flow with real uv and offline hosts is tests/integration/test_bun
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -77,9 +78,9 @@ WHEELS_V1 = {"alpha-1.0-py3-none-any.whl": b"alpha wheel 1.0" * 100, "beta-2.0-p
 WHEELS_V2 = {"alpha-1.1-py3-none-any.whl": b"alpha wheel 1.1" * 100, "beta-2.0-py3-none-any.whl": b"beta wheel" * 1000}
 
 
-def bundle(tmp_path, name: str, wheels=WHEELS_V1, key: t.Optional[str] = None, base: t.Optional[str] = None,
+def bundle(tmp_path, name: str, wheels: t.Optional[dict] = None, key: t.Optional[str] = None, base: t.Optional[str] = None,
            check_mode: bool = False):
-    result = publish(str(tmp_path / ("wh-" + name)), wheels)
+    result = publish(str(tmp_path / ("wh-" + name)), wheels or WHEELS_V1)
     request = BundleRequest(wheelhouse=result, specs={TARGET: dict(SPEC, hosts=["web1"])},
                             dest=str(tmp_path / "out" / name), base=base, signing_key=key, mtime=0)
     return build_bundle(request, check_mode=check_mode)
@@ -233,7 +234,6 @@ def test_member_outside_the_layout_is_refused(tmp_path):
     with tarfile.open(evil, "w") as archive:
         info = tarfile.TarInfo("bundle.json")
         info.size = len(data)
-        import io
         archive.addfile(info, io.BytesIO(data))
     with pytest.raises(BundleError, match="refusing member '../../etc/cron.d/x'"):
         import_bundle(evil, str(tmp_path / "store"), None, True, keep=2)

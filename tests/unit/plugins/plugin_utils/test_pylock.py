@@ -221,7 +221,7 @@ INSTALLERS = {"pip": (pip_install, "DO NOT MATCH THE HASHES"), "uv": (uv_sync, "
 
 @pytest.mark.parametrize("installer", sorted(INSTALLERS))
 def test_offline_install_from_the_lock(installer, bundle, venv, tmp_path):
-    install, _ = INSTALLERS[installer]
+    install, dummy = INSTALLERS[installer]
     result = install(venv, bundle / pylock_file_name(TARGET), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert installed_versions(venv) == "1.0 2.0"
