@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A real air gap, end to end (issue 12): targets out, bundle out, bundle in.
+
+- Inside (``run_inside``: a network namespace with loopback only, ssh to the test hosts through
+  a relay, no uv, ansible-core and the collection from its tarball, and ``packaging``/``tomli``
+  refused to this collection's code): ``airgap.uv.targets`` describes two hosts of different
+  Pythons (two targets).
+- Outside (this process, with the index): ``airgap.uv.bundle`` builds a signed bundle for both,
+  and a delta of it after a one-package upgrade.
+- Inside: ``deploy_offline -e uv_deploy_bundle=...`` in check mode, for real, again (no change),
+  then the delta; and the refusals, each before a host is touched: a flipped byte, a wrong
+  signer, a delta whose base the store lacks, a truncated bundle, a host whose target the bundle
+  lacks.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+
+import pytest
+import yaml
+
+from inside_controller import inside_controller, inside_inventory, inside_relay, run_inside  # noqa: F401  (fixtures)  # pylint: disable=unused-import
+from test_sync_faults import _make_project, host_packages
+from testbed_env import TESTBED, VENV_BIN, ansible_env
+
+HOSTS = ("bund-1", "bund-2")
+PYTHON312 = sorted(glob.glob("/root/.pyenv/versions/3.12.*"))
+RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+                   r"failed=(?P<failed>\d+)", re.M)
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the offline test bed needs root"),
+    pytest.mark.skipif(not PYTHON312, reason="needs a pyenv CPython 3.12 under /root/.pyenv/versions"),
+]
+
+
+def recap(output: str) -> dict:
+    return {m.group("host"): {key: int(m.group(key)) for key in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(output)}
+
+
+def outside(*args: str) -> subprocess.CompletedProcess:
+    """ansible-playbook on the connected side (the dev venv, the index), no inventory."""
+    env = ansible_env(ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), *args], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc
+
+
+def keypair(directory: str, name: str) -> str:
+    key = os.path.join(directory, name)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key], check=True)
+    return key
+
+
+class Gap:
+    """What the module's tests share: paths on the shared file system, and the timings."""
+
+    def __init__(self, tmp, run, inventory) -> None:
+        self.tmp = str(tmp)
+        self.run = run
+        self.inventory = inventory
+        self.timings: dict = {}
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.tmp, name)
+
+    def deploy(self, bundle: str, *extra: str, signers: str = "allowed_signers", store: str = "store",
+               check: bool = False) -> subprocess.CompletedProcess:
+        args = ["ansible-playbook", "-i", self.inventory, "airgap.uv.deploy_offline", "-e", "uv_deploy_bundle=" + bundle,
+                "-e", "uv_deploy_bundle_store=" + self.path(store), *extra]
+        if signers:
+            args += ["-e", "uv_deploy_bundle_allowed_signers=" + self.path(signers)]
+        if check:
+            args.append("--check")
+        start = time.monotonic()
+        proc = self.run(args, cwd=self.tmp, block_imports=True, timeout=600)
+        self.timings.setdefault(" ".join(["deploy", os.path.basename(bundle), *extra, "check" if check else ""]).strip(),
+                                round(time.monotonic() - start, 2))
+        return proc
+
+
+@pytest.fixture(scope="module")
+def gap(tmp_path_factory, inside_controller, inside_inventory, run_inside):  # noqa: F811
+    tmp = tmp_path_factory.mktemp("gap")
+    prefix = PYTHON312[-1]
+    try:
+        subprocess.run([TESTBED, "down", *HOSTS], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([TESTBED, "up", HOSTS[0]], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([TESTBED, "up", HOSTS[1], "--python", prefix], check=True, stdout=subprocess.DEVNULL)
+        inventory = inside_inventory(HOSTS, str(tmp / "inventory.yml"))
+        with open(inventory, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+        document["all"]["hosts"][HOSTS[1]]["uv_deploy_python"] = os.path.join(prefix, "bin", "python3")
+        with open(inventory, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(document, handle)
+        yield Gap(tmp, run_inside, inventory)
+    finally:
+        subprocess.run([TESTBED, "down", *HOSTS], check=False, stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def bundles(gap):
+    """Targets written inside; v1 (signed, and signed by another key), v2 as a delta of v1, one-target v1."""
+    targets = gap.run(["ansible-playbook", "-i", gap.inventory, "airgap.uv.targets",
+                       "-e", "uv_deploy_targets_file=targets.yml"], cwd=gap.tmp, block_imports=True)
+    assert targets.returncode == 0, targets.stdout + targets.stderr
+    with open(gap.path("targets.yml"), encoding="utf-8") as handle:
+        described = yaml.safe_load(handle)["targets"]
+    assert len(described) == 2, described
+    release, intruder = keypair(gap.tmp, "release"), keypair(gap.tmp, "intruder")
+    with open(release + ".pub", encoding="utf-8") as handle:
+        kind, key = handle.read().split()[:2]
+    with open(gap.path("allowed_signers"), "w", encoding="utf-8") as handle:
+        handle.write("release@example.invalid %s %s\n" % (kind, key))
+    base = pathlib.Path(gap.tmp) / "projects"
+    v1 = _make_project(base, "v1", lambda text: text.replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.16.0",'))
+    v2 = _make_project(base, "v2", lambda text: text.replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.17.0",'))
+
+    def build(project: str, out: str, *extra: str) -> None:
+        start = time.monotonic()
+        outside("airgap.uv.bundle", "-e", "uv_deploy_project=" + project, "-e", "uv_deploy_targets_file=" + gap.path("targets.yml"),
+                "-e", "uv_deploy_bundle=" + gap.path(out), "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-" + out), *extra)
+        gap.timings["bundle " + out] = round(time.monotonic() - start, 2)
+
+    build(v1, "v1.tar", "-e", "uv_deploy_bundle_signing_key=" + release)
+    build(v1, "v1-intruder.tar", "-e", "uv_deploy_bundle_signing_key=" + intruder)
+    build(v2, "v2-delta.tar", "-e", "uv_deploy_bundle_signing_key=" + release, "-e", "uv_deploy_bundle_base=" + gap.path("v1.tar"))
+    one = {key: value for key, value in described.items() if HOSTS[0] in value.get("hosts", [])}
+    with open(gap.path("one-target.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"format": 1, "targets": one}, handle)
+    outside("airgap.uv.bundle", "-e", "uv_deploy_project=" + v1, "-e", "uv_deploy_targets_file=" + gap.path("one-target.yml"),
+            "-e", "uv_deploy_bundle=" + gap.path("one-target.tar"), "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-one"),
+            "-e", "uv_deploy_bundle_signing_key=" + release)
+    return {"v1": v1, "v2": v2, "release": release}
+
+
+def test_check_then_deploy_then_nothing_to_do(gap, bundles, inside_controller):  # noqa: F811
+    inside_controller.clear_imports()
+    check = gap.deploy("v1.tar", check=True)
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr
+    predicted = recap(check.stdout)
+    assert all(predicted[host]["changed"] > 0 for host in HOSTS), predicted
+    for host in HOSTS:
+        assert subprocess.run([TESTBED, "exec", host, "--", "test", "-e", "/opt/airgap-uv/hello-airgap/venv"],
+                              check=False).returncode == 1, "check mode deployed to %s" % host
+    real = gap.deploy("v1.tar")
+    assert real.returncode == 0, real.stdout[-4000:] + real.stderr
+    assert recap(real.stdout) == predicted
+    for host in HOSTS:
+        assert host_packages(host)["six"] == "1.16.0"
+    again = gap.deploy("v1.tar")
+    assert again.returncode == 0 and all(c["changed"] == 0 for c in recap(again.stdout).values()), again.stdout[-3000:]
+    refused = [entry for entry in inside_controller.imports() if entry.get("refused")]
+    assert refused == [], refused
+
+
+def test_delta_upgrades_one_package(gap, bundles):
+    real = gap.deploy("v2-delta.tar")
+    assert real.returncode == 0, real.stdout[-4000:] + real.stderr
+    for host in HOSTS:
+        assert host_packages(host)["six"] == "1.17.0"
+    with tarfile.open(gap.path("v2-delta.tar")) as archive:
+        carried = [name for name in archive.getnames() if name.startswith(("files/", "uv/"))]
+    # six and the project's own wheel (its metadata names the new pin); no uv, no other package.
+    assert sorted(name.split("-")[0] for name in carried) == ["files/hello_airgap", "files/six"], carried
+
+
+def _copy(gap, source: str, name: str) -> str:
+    shutil.copy(gap.path(source), gap.path(name))
+    if os.path.exists(gap.path(source) + ".sig"):
+        shutil.copy(gap.path(source) + ".sig", gap.path(name) + ".sig")
+    return name
+
+
+@pytest.mark.parametrize("case, message", [
+    ("flipped byte", "signature does not verify"),
+    ("wrong signer", "not signed by a key listed"),
+    ("missing base", "delta of v1.tar .* not in the bundle store"),
+    ("truncated", "truncated or damaged|incomplete"),
+    ("unknown target", "Host bund-2 is target cpython3\\.12.* which this bundle was not built for"),
+])
+def test_refusals_touch_no_host(gap, bundles, case, message):
+    before = {host: host_packages(host) for host in HOSTS} if case != "missing base" else None
+    extra: list = []
+    signers = "allowed_signers"
+    store = "store"
+    if case == "flipped byte":
+        bundle = _copy(gap, "v1.tar", "flipped.tar")
+        with tarfile.open(gap.path(bundle)) as archive:
+            offset = archive.getmember("sbom.cdx.json").offset_data
+        with open(gap.path(bundle), "r+b") as handle:
+            handle.seek(offset + 20)
+            handle.write(b"#")
+    elif case == "wrong signer":
+        bundle = "v1-intruder.tar"
+    elif case == "missing base":
+        bundle, store = "v2-delta.tar", "empty-store"
+    elif case == "truncated":
+        bundle = _copy(gap, "v1.tar", "truncated.tar")
+        with open(gap.path(bundle), "r+b") as handle:
+            handle.truncate(os.path.getsize(gap.path(bundle)) // 3)
+        signers, extra = "", ["-e", "uv_deploy_bundle_allow_unsigned=true"]
+    else:
+        bundle = "one-target.tar"
+    proc = gap.deploy(bundle, *extra, signers=signers, store=store)
+    assert proc.returncode != 0
+    assert re.search(message, proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-3000:]
+    if before is not None:
+        assert {host: host_packages(host) for host in HOSTS} == before
+
+
+def test_report_figures(gap, bundles):
+    """Not a check: the figures the issue note quotes (bundle sizes, times), printed with -s."""
+    sizes = {name: os.path.getsize(gap.path(name)) for name in ("v1.tar", "v2-delta.tar")}
+    wheelhouse = sum(os.path.getsize(os.path.join(root, name))
+                     for root, dummy, names in os.walk(gap.path("wh-v1.tar") + "/files") for name in names)
+    print(json.dumps({"sizes": sizes, "wheelhouse_files_bytes": wheelhouse, "timings": gap.timings}, indent=2))
+    assert sizes["v2-delta.tar"] < sizes["v1.tar"] / 10
