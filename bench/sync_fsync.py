@@ -14,14 +14,14 @@ case starts from a clean page cache state and no case pays for another's dirty d
   none          nothing (the switch happens with the files possibly still in memory only)
   dirs          meta file + release directory + releases directory (what the module always does)
   tree-N        dirs + fsync of every file and directory of the release from N threads
-                (_sync.fsync_tree: the module's fallback where syncfs is unavailable)
+                (_sync_durability.fsync_tree: the module's fallback where syncfs is unavailable)
   syncfs        dirs + syncfs(2) of the release's file system via ctypes (flushes everything
                 dirty on that file system, also other programs' data): what the module does
 
 Two cache states: ``warm`` (uv cache filled and flushed earlier: uv hardlinks, the usual
 deployment) and ``cold`` (empty uv cache per build: uv unpacks every wheel in the same run).
 Finally ``module build`` times SyncRunner.run() for a change (a new release each round)
-with the module's flush (_sync.make_durable) and with it patched out.
+with the module's flush (_sync_durability.make_durable) and with it patched out.
 
 Usage: python bench/sync_fsync.py [--uv PATH] [--runs 5] [--packages 150] [--files 120]
        [--workers 1,4,8] [--no-cold] [--no-module | --only-module]
@@ -74,6 +74,7 @@ def main() -> None:
     try:
         S = import_sync(tmp)
         from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C  # noqa: E402
+        from ansible_collections.airgap.uv.plugins.module_utils import _sync_durability as D  # noqa: E402
         wheelhouse = os.path.join(tmp, "wheelhouse")
         os.makedirs(wheelhouse)
         lines = []
@@ -104,12 +105,12 @@ def main() -> None:
 
         def dirs(rel: str) -> None:
             C.ReleaseWriter.write_meta(S.Release(rel), {"format": 1})
-            C._fsync_dir(rel, strict=True)
-            C._fsync_dir(releases, strict=True)
+            D.fsync_dir(rel, strict=True)
+            D.fsync_dir(releases, strict=True)
 
         workers = [int(w) for w in opts.workers.split(",") if w]
         cases = [("none", lambda rel: None), ("dirs", dirs)]
-        cases += [("tree-%d" % w, (lambda w: lambda rel: (C.fsync_tree(rel, w), dirs(rel)))(w)) for w in workers]
+        cases += [("tree-%d" % w, (lambda w: lambda rel: (D.fsync_tree(rel, w), dirs(rel)))(w)) for w in workers]
         cases.append(("syncfs", lambda rel: (syncfs(rel), dirs(rel))))
 
         build(cache)  # fills the warm cache
@@ -155,7 +156,7 @@ def main() -> None:
         params = {"uv": uv, "wheelhouse": wheelhouse, "requirements": requirements, "venv": os.path.join(tmp, "app", "venv"),
                   "cache_dir": cache, "python": python, "keep_releases": 1}
         S.SyncRunner(params).run()
-        real_durable = C.make_durable
+        real_durable = C.make_durable  # patched where _sync_change calls it
         module: dict = {}
         for r in range(opts.runs):
             for label in ("module build, flush on", "module build, flush patched out"):

@@ -27,6 +27,7 @@ from ansible_collections.airgap.uv.plugins.module_utils import _sync as S
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_store as ST
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_uv as U
 from ansible_collections.airgap.uv.plugins.module_utils import _sync_change as C
+from ansible_collections.airgap.uv.plugins.module_utils import _sync_durability as D
 
 from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync_packages import H1, H2
 from ansible_collections.airgap.uv.tests.unit.plugins.module_utils.test_sync_store import _complete
@@ -189,7 +190,7 @@ def fsync_log(monkeypatch):
         events.append(("fsync", _fd_path(fd)))
         return real_fsync(fd)
 
-    real_syncfs = C._libc_syncfs()
+    real_syncfs = D._libc_syncfs()
     assert real_syncfs is not None, "syncfs through ctypes should work on Linux"
 
     def syncfs(fd):
@@ -203,7 +204,7 @@ def fsync_log(monkeypatch):
         return real_activate(writer, release)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: syncfs)
+    monkeypatch.setattr(D, "_libc_syncfs", lambda: syncfs)
     monkeypatch.setattr(C.ReleaseWriter, "activate", activate)
     return events
 
@@ -217,7 +218,7 @@ def test_fsync_tree_covers_files_and_directories_not_symlinks(tmp_path, fsync_lo
     (tmp_path / "t" / "dirlink").symlink_to(tmp_path / "t" / "a")
     for workers in (1, 8):
         del fsync_log[:]
-        assert C.fsync_tree(str(tmp_path / "t"), workers=workers) == 6  # 3 dirs, 2 files, 1 link skipped
+        assert D.fsync_tree(str(tmp_path / "t"), workers=workers) == 6  # 3 dirs, 2 files, 1 link skipped
         flushed = sorted(p for kind, p in fsync_log)
         assert flushed == sorted([str(tmp_path / "t")] + [str(tmp_path / "t" / p) for p in ("a", "a/b", "a/b/f.py", "g.txt")])
 
@@ -225,17 +226,17 @@ def test_fsync_tree_covers_files_and_directories_not_symlinks(tmp_path, fsync_lo
 def test_make_durable_syncfs_fallback_and_errors(tmp_path, monkeypatch):
     (tmp_path / "rel" / "lib").mkdir(parents=True)
     (tmp_path / "rel" / "lib" / "m.py").write_text("x")
-    assert C.make_durable(str(tmp_path / "rel")) == "syncfs"  # the real syscall
+    assert D.make_durable(str(tmp_path / "rel")) == "syncfs"  # the real syscall
 
     flushed = []
-    monkeypatch.setattr(C, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
-    assert C.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: errno.ENOSYS))  # refused by a seccomp filter
-    assert C.make_durable(str(tmp_path / "rel")) == "fsync"
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: (lambda fd: errno.EIO))
+    monkeypatch.setattr(D, "fsync_tree", lambda path, workers=1: flushed.append(path) or 1)
+    monkeypatch.setattr(D, "_libc_syncfs", lambda: None)  # not Linux, no ctypes
+    assert D.make_durable(str(tmp_path / "rel")) == "fsync" and flushed == [str(tmp_path / "rel")]
+    monkeypatch.setattr(D, "_libc_syncfs", lambda: (lambda fd: errno.ENOSYS))  # refused by a seccomp filter
+    assert D.make_durable(str(tmp_path / "rel")) == "fsync"
+    monkeypatch.setattr(D, "_libc_syncfs", lambda: (lambda fd: errno.EIO))
     with pytest.raises(E.SyncError, match=r"Cannot flush .*/rel to disk: Input/output error"):
-        C.make_durable(str(tmp_path / "rel"))
+        D.make_durable(str(tmp_path / "rel"))
 
 
 def _real_bundle(tmp_path, uv_bin, uv_cache):
@@ -317,7 +318,7 @@ def test_build_is_durable_before_the_switch_and_noop_flushes_nothing(tmp_path, u
 
 def test_build_falls_back_to_fsync_of_every_file(tmp_path, uv_bin, uv_cache, fsync_log, monkeypatch):
     params, _pins = _real_bundle(tmp_path, uv_bin, uv_cache)
-    monkeypatch.setattr(C, "_libc_syncfs", lambda: None)
+    monkeypatch.setattr(D, "_libc_syncfs", lambda: None)
     release = S.SyncRunner(params).run()["release"]
     flushed = {path for kind, path in fsync_log if kind == "fsync"}
     assert not [kind for kind, _p in fsync_log if kind == "syncfs"]
