@@ -73,7 +73,7 @@ def test_good_values_pass_the_checks(tmp_path):
     out = proc.stdout
     assert proc.returncode == 2, out[-3000:]
     ran = tasks_run(out)
-    assert ran == CHECKS + ["Build the wheelhouse for the hosts of this play", "Check the project directory is set"], \
+    assert ran == CHECKS + ["Build the wheelhouse for the hosts of this play", "Check the project directory or bundle is set"], \
         (ran, out[-3000:])
     assert "Set uv_deploy_project to the directory" in out, out[-3000:]
     for mark in SPEC_DUMP_MARKS:
