@@ -221,10 +221,68 @@ def test_refusals_touch_no_host(gap, bundles, case, message):
         assert {host: host_packages(host) for host in HOSTS} == before
 
 
+def test_rebuilt_bundle_is_byte_identical_and_its_sbom_valid(gap, bundles):
+    """The real chain twice (a fresh wheelhouse directory): the same bytes; the SBOM passes CycloneDX's schema."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    outside("airgap.uv.bundle", "-e", "uv_deploy_project=" + bundles["v1"], "-e", "uv_deploy_targets_file=" + gap.path("targets.yml"),
+            "-e", "uv_deploy_bundle=" + gap.path("v1-again.tar"), "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-again"),
+            "-e", "uv_deploy_bundle_signing_key=" + bundles["release"])
+    for suffix in ("", ".sig", ".sha256"):
+        with open(gap.path("v1.tar" + suffix), "rb") as first, open(gap.path("v1-again.tar" + suffix), "rb") as again:
+            assert first.read() == again.read().replace(b"v1-again.tar", b"v1.tar"), suffix
+    with tarfile.open(gap.path("v1.tar")) as archive:
+        sbom = archive.extractfile("sbom.cdx.json").read().decode()
+        members = json.loads(archive.extractfile("bundle.json").read())["members"]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(sbom) is None
+    hashes = {c["hashes"][0]["content"] for c in json.loads(sbom)["components"]}
+    assert {m["sha256"] for name, m in members.items() if name.startswith("files/")} <= hashes
+
+
+def test_pip_installs_a_target_from_the_unpacked_bundle_offline(gap, bundles):
+    """PEP 751 without this collection: tar -xf, then pip --no-index -r pylock.<id>.toml, no network."""
+    unpacked = gap.path("unpacked")
+    os.makedirs(unpacked)
+    subprocess.run(["tar", "-xf", gap.path("v1.tar"), "-C", unpacked], check=True)
+    with open(gap.path("targets.yml"), encoding="utf-8") as handle:
+        target = next(key for key, value in yaml.safe_load(handle)["targets"].items() if HOSTS[0] in value["hosts"])
+    pylock = os.path.join(unpacked, "pylock.%s.toml" % target.replace(".", "_"))
+    venv = gap.path("pylock-venv")
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True)
+    proc = subprocess.run(["unshare", "--net", os.path.join(VENV_BIN, "python"), "-m", "pip", "--python",
+                           os.path.join(venv, "bin", "python"), "install", "--no-index", "-r", pylock],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    run = subprocess.run([os.path.join(venv, "bin", "hello-airgap"), "--help"], stdout=subprocess.PIPE, text=True,
+                         check=False)
+    assert run.returncode == 0 and "Usage" in run.stdout, run.stdout
+
+
 def test_report_figures(gap, bundles):
-    """Not a check: the figures the issue note quotes (bundle sizes, times), printed with -s."""
+    """The figures the issue note quotes, printed with -s: bundle against the wheelhouse it carries, the
+    inside deploy against a deploy_offline from the connected controller to the same hosts (a fresh root,
+    the controller's cache warm from building the bundle)."""
+    start = time.monotonic()
+    inventory = gap.path("connected-inventory.yml")
+    subprocess.run([TESTBED, "inventory", "--write", inventory, *HOSTS], check=True, stdout=subprocess.DEVNULL)
+    with open(inventory, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    document["all"]["hosts"][HOSTS[1]]["uv_deploy_python"] = os.path.join(PYTHON312[-1], "bin", "python3")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(document, handle)
+    connected = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "airgap.uv.deploy_offline",
+                                "-e", "uv_deploy_project=" + bundles["v1"], "-e", "uv_deploy_name=connected",
+                                "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-connected")],
+                               env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert connected.returncode == 0, connected.stdout[-3000:]
+    gap.timings["connected deploy_offline (first, warm controller cache)"] = round(time.monotonic() - start, 2)
     sizes = {name: os.path.getsize(gap.path(name)) for name in ("v1.tar", "v2-delta.tar")}
-    wheelhouse = sum(os.path.getsize(os.path.join(root, name))
-                     for root, dummy, names in os.walk(gap.path("wh-v1.tar") + "/files") for name in names)
-    print(json.dumps({"sizes": sizes, "wheelhouse_files_bytes": wheelhouse, "timings": gap.timings}, indent=2))
+    with tarfile.open(gap.path("v1.tar")) as archive:
+        carried = {info.name: info.size for info in archive.getmembers()}
+    print(json.dumps({"sizes": sizes, "members_bytes": {
+        "files": sum(size for name, size in carried.items() if name.startswith("files/")),
+        "uv": sum(size for name, size in carried.items() if name.startswith("uv/")),
+        "metadata": sum(size for name, size in carried.items() if not name.startswith(("files/", "uv/")))},
+        "timings": gap.timings}, indent=2))
     assert sizes["v2-delta.tar"] < sizes["v1.tar"] / 10
