@@ -6,9 +6,11 @@ Issue 12's inside step runs "in a process whose network namespace reaches only t
 and whose PATH has no uv", on a controller with only ansible-core and this collection installed
 from its tarball. This module makes that controller once per session:
 
-- a virtual environment outside the repository, made with the system ``python3 -m venv``
-  (Debian 12's, like a minimal controller) and ``pip install ansible-core==<the dev venv's>``
-  from the registry: setup, done with network, before any inside step;
+- a virtual environment outside the repository, made the way the README's "Bring Ansible and
+  this collection inside" makes it: outside (with the index), a signed bundle of
+  examples/inside-controller (ansible-core as a uv project) for the system ``python3`` (Debian
+  12's, like a minimal controller); inside, with no network, the signature checked and the venv
+  made by the bundled uv from the bundle's PEP 751 lock;
 - the collection built from the checkout with ``ansible-galaxy collection build`` and installed
   from that tarball with ``ansible-galaxy collection install --offline``, inside the namespace;
 - every inside command runs under ``unshare --net --pid --fork --kill-child --mount-proc``:
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.metadata
+import dataclasses
 import json
 import os
 import shlex
@@ -80,7 +82,7 @@ class InsideController:
     blocker: str  # the directory holding sitecustomize.py (put on PYTHONPATH by block_imports)
     connector: str  # uds_connect.py, the ssh ProxyCommand
     tarball: str
-    ansible_core: str  # its version, the dev venv's
+    ansible_core: str  # its version, as the bundle of examples/inside-controller installed it
     ip: str  # ip(8), to bring loopback up in the new namespace
     timings: dict = field(default_factory=dict, compare=False)  # setup step -> seconds
 
@@ -175,16 +177,57 @@ def _run_setup(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
     return proc.stdout
 
 
-def dev_ansible_core_version() -> str:
-    """The ansible-core version of the dev venv (the one running these tests)."""
-    return importlib.metadata.version("ansible-core")
+def installed_ansible_core(venv: str) -> str:
+    """The ansible-core version the inside venv holds."""
+    return _run_setup([os.path.join(venv, "bin", "python3"), "-c",
+                       "import importlib.metadata as m; print(m.version('ansible-core'))"], _setup_env(), venv).strip()
 
 
-def make_venv(venv: str, ansible_core: str, cwd: str) -> None:
-    """A venv with ansible-core==ANSIBLE_CORE and its dependencies only, from the registry."""
-    _run_setup([CONTROLLER_PYTHON, "-m", "venv", venv], _setup_env(), cwd)
-    _run_setup([os.path.join(venv, "bin", "python3"), "-m", "pip", "install", "--disable-pip-version-check",
-                "--no-input", "-q", "ansible-core==%s" % ansible_core], _setup_env(), cwd)
+_TARGET_OF_PYTHON = (
+    "import json, platform; family, version = platform.libc_ver(); print(json.dumps({'python': "
+    "platform.python_version(), 'implementation': 'cpython', 'abiflags': '', 'os': 'linux', "
+    "'arch': platform.machine(), 'libc': 'glibc' if family == 'glibc' else 'musl', 'libc_version': version}))"
+)
+_BOOTSTRAP = """
+ssh-keygen -Y verify -f allowed_signers -I release@example.invalid -n airgap.uv-bundle -s controller.tar.sig < controller.tar
+sha256sum -c controller.tar.sha256
+mkdir bundle && tar -xf controller.tar -C bundle
+uv=$(echo bundle/uv/*/uv)
+"$uv" venv -q --offline --python "$1" "$2"
+"$uv" pip sync -q --offline --no-index --preview-features pylock --python "$2/bin/python" bundle/pylock.*.toml
+"""
+
+
+def bundle_controller(root: str) -> None:
+    """Outside: a signed bundle of examples/inside-controller (ansible-core as a uv project) for
+    CONTROLLER_PYTHON, as the README's "Bring Ansible and this collection inside" makes it."""
+    project = os.path.join(root, "inside-controller")
+    shutil.copytree(os.path.join(REPO, "examples", "inside-controller"), project,
+                    ignore=shutil.ignore_patterns("uv.lock", ".venv"))
+    dev_env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+                   ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"),
+                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    _run_setup([os.path.join(VENV_BIN, "uv"), "lock", "-q"], dev_env, project)
+    spec = json.loads(_run_setup([CONTROLLER_PYTHON, "-c", _TARGET_OF_PYTHON], _setup_env(), root))
+    target = "cpython%s-linux-%s-%s%s" % (spec["python"], spec["arch"], spec["libc"], spec["libc_version"])
+    with open(os.path.join(root, "controller-target.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"format": 1, "targets": {target: spec}}, handle)
+    key = os.path.join(root, "release")
+    _run_setup(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "release", "-f", key], _setup_env(), root)
+    with open(key + ".pub", encoding="utf-8") as handle:
+        kind, public = handle.read().split()[:2]
+    with open(os.path.join(root, "allowed_signers"), "w", encoding="utf-8") as handle:
+        handle.write("release@example.invalid %s %s\n" % (kind, public))
+    _run_setup([os.path.join(VENV_BIN, "ansible-playbook"), "airgap.uv.bundle", "-e", "uv_deploy_project=" + project,
+                "-e", "uv_deploy_targets_file=controller-target.yml", "-e", "uv_deploy_bundle=controller.tar",
+                "-e", "uv_deploy_wheelhouse_dir=" + os.path.join(root, "controller-wheelhouse"),
+                "-e", "uv_deploy_bundle_signing_key=" + key], dev_env, root)
+
+
+def make_venv(controller: "InsideController") -> None:
+    """Inside, with no network: the venv made from the bundle with the bundled uv and its PEP 751 lock."""
+    proc = controller.run(["/bin/sh", "-ec", _BOOTSTRAP, "bootstrap", CONTROLLER_PYTHON, controller.venv])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def build_collection(venv: str, output: str, cwd: str) -> str:
@@ -221,12 +264,13 @@ def make_inside_controller(root: str) -> InsideController:
         handle.write("[defaults]\n")
     shutil.copy(os.path.join(FILES, "sitecustomize.py"), blocker)
     connector = shutil.copy(os.path.join(FILES, "uds_connect.py"), root)
-    version = dev_ansible_core_version()
-    _timed(timings, "venv + pip install ansible-core", lambda: make_venv(venv, version, root))
-    tarball = _timed(timings, "collection build", lambda: build_collection(venv, os.path.join(root, "dist"), root))
+    _timed(timings, "bundle of examples/inside-controller (outside)", lambda: bundle_controller(root))
     controller = InsideController(root=root, venv=venv, collections=os.path.join(root, "collections"), home=home,
-                                  blocker=blocker, connector=connector, tarball=str(tarball), ansible_core=version,
+                                  blocker=blocker, connector=connector, tarball="", ansible_core="",
                                   ip=_find_ip(), timings=timings)
+    _timed(timings, "venv from the bundle (inside)", lambda: make_venv(controller))
+    tarball = _timed(timings, "collection build", lambda: build_collection(venv, os.path.join(root, "dist"), root))
+    controller = dataclasses.replace(controller, tarball=str(tarball), ansible_core=installed_ansible_core(venv))
     install = _timed(timings, "collection install (inside)", lambda: controller.run(
         ["ansible-galaxy", "collection", "install", "--offline", "-p", controller.collections, controller.tarball]))
     assert install.returncode == 0, install.stdout + install.stderr
@@ -378,7 +422,7 @@ def pip_index_host(python: str) -> str:
 
 @pytest.fixture(scope="session")
 def inside_controller(tmp_path_factory) -> InsideController:
-    """The inside controller, built once per session (about 5 s: the pip install is most of it)."""
+    """The inside controller, built once per session (a few seconds: the bundle of ansible-core is most of it)."""
     if os.geteuid() != 0:
         pytest.skip("the inside controller's network namespace needs root")
     return make_inside_controller(str(tmp_path_factory.mktemp("inside-controller")))

@@ -94,7 +94,7 @@ def _reach(run, *targets: str) -> dict:
 
 
 def test_inside_reaches_nothing_outside(inside_controller, run_inside):
-    index = pip_index_host(inside_controller.python)
+    index = pip_index_host(os.path.join(VENV_BIN, "python"))  # the inside venv has no pip: ask the dev venv's
     inside = _reach(run_inside, PUBLIC_ADDRESS, index)
     for target in (PUBLIC_ADDRESS, index):
         assert inside["connect " + target] != "ok", inside
