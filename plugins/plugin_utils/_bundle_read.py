@@ -212,9 +212,14 @@ def import_bundle(path: str, store: str, allowed_signers: t.Optional[str], allow
         with open(os.path.join(staging, COMPLETE), "w", encoding="utf-8") as handle:
             handle.write(sha256 + "\n")
         os.chmod(staging, 0o755)
-        if os.path.isdir(root):
+        if os.path.isdir(root) and not _complete(root, sha256):
             shutil.rmtree(root)  # an entry left incomplete by an interrupted import
-        os.rename(staging, root)
+        try:
+            os.rename(staging, root)
+        except OSError:
+            if not _complete(root, sha256):
+                raise
+            # Another deployment imported the same bundle meanwhile: its entry is as good as ours.
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)

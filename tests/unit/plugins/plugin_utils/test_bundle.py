@@ -237,3 +237,22 @@ def test_member_outside_the_layout_is_refused(tmp_path):
         archive.addfile(info, io.BytesIO(data))
     with pytest.raises(BundleError, match="refusing member '../../etc/cron.d/x'"):
         import_bundle(evil, str(tmp_path / "store"), None, True, keep=2)
+
+
+def test_a_concurrent_import_of_the_same_bundle_is_as_good(tmp_path, monkeypatch):
+    """Two deployments import one bundle at once: the second rename finds the first's complete entry."""
+    import shutil
+
+    from ansible_collections.airgap.uv.plugins.plugin_utils import _bundle_read
+
+    outcome = bundle(tmp_path, "same.tar")
+    real_rename = os.rename
+
+    def another_run_first(source, destination):
+        shutil.copytree(source, destination)  # the other deployment's complete entry lands first
+        return real_rename(source, destination)  # ours then fails: the directory is not empty
+
+    monkeypatch.setattr(_bundle_read.os, "rename", another_run_first)
+    store = str(tmp_path / "store")
+    imported = import_bundle(outcome.path, store, None, True, keep=2)
+    assert imported.changed and sorted(os.listdir(store)) == [imported.sha256]
