@@ -35,9 +35,6 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_sign import sign
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import read_document
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_extras import pylock_for, sbom_for
 
-_CHUNK = 1 << 20
-
-
 @dataclass
 class Member:
     """One member of the bundle: its content comes from SOURCE (a file) or DATA."""
@@ -268,26 +265,45 @@ def build_bundle(request: BundleRequest, check_mode: bool = False) -> BundleOutc
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
         outcome.sha256, outcome.size = sink.digest.hexdigest(), sink.size
-        if _in_place(dest, outcome.sha256, signature):
-            return outcome
         if request.signing_key:
             written.append(sign(tmp, request.signing_key))
         with open(tmp + SUMS_SUFFIX, "w", encoding="utf-8") as handle:
             handle.write("%s  %s\n" % (outcome.sha256, os.path.basename(dest)))
         written.append(tmp + SUMS_SUFFIX)
-        for stale in (dest + ".sig",) if not signature else ():
-            if os.path.lexists(stale):
-                os.unlink(stale)  # an old signature would not match the new bundle
-        os.replace(tmp, dest)
-        if signature:
-            os.replace(tmp + ".sig", signature)
-        os.replace(tmp + SUMS_SUFFIX, sums)
-        outcome.changed = True
+        outcome.changed = _put_in_place(tmp, dest, signed=bool(request.signing_key))
         return outcome
     finally:
         for path in written:
             if os.path.lexists(path):
                 os.unlink(path)
+
+
+def _put_in_place(tmp: str, dest: str, signed: bool) -> bool:
+    """Rename the bundle TMP and its companions over DEST's where they differ; True when any did.
+
+    The tar goes first: a reader who sees a new tar with an old signature refuses it, never the
+    reverse. A signature left from an earlier, signed bundle is removed when this one is unsigned.
+    """
+    changed = False
+    for suffix in ("", ".sig" if signed else None, SUMS_SUFFIX):
+        if suffix is None:
+            continue
+        if not _same_bytes(tmp + suffix, dest + suffix):
+            os.replace(tmp + suffix, dest + suffix)
+            changed = True
+    if not signed and os.path.lexists(dest + ".sig"):
+        os.unlink(dest + ".sig")
+        changed = True
+    return changed
+
+
+def _same_bytes(new: str, old: str) -> bool:
+    try:
+        if os.path.getsize(new) != os.path.getsize(old):
+            return False
+    except OSError:
+        return False
+    return sha256_file(new) == sha256_file(old)
 
 
 def _in_place(dest: str, sha256: str, signature: t.Optional[str]) -> bool:

@@ -256,3 +256,13 @@ def test_a_concurrent_import_of_the_same_bundle_is_as_good(tmp_path, monkeypatch
     store = str(tmp_path / "store")
     imported = import_bundle(outcome.path, store, None, True, keep=2)
     assert imported.changed and sorted(os.listdir(store)) == [imported.sha256]
+
+
+def test_a_new_signing_key_re_signs_an_unchanged_bundle(tmp_path, keys):
+    first = bundle(tmp_path, "r.tar", key=keys["intruder"])
+    again = bundle(tmp_path, "r.tar", key=keys["release"])
+    assert again.changed and again.sha256 == first.sha256
+    assert import_bundle(again.path, str(tmp_path / "store"), keys["allowed"], False, keep=2).signer
+    unsigned = bundle(tmp_path, "r.tar")
+    assert unsigned.changed and not os.path.exists(unsigned.path + ".sig")
+    assert not bundle(tmp_path, "r.tar").changed
