@@ -9,11 +9,13 @@ Runs inside the air gap: standard library, ansible-core and this collection only
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import BundleError
-from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import hosts_for, import_bundle
+from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import ImportedBundle, hosts_for, import_bundle, stored_document
 
 ARGUMENT_SPEC = dict(
     bundle=dict(type="path", required=True),
@@ -22,6 +24,7 @@ ARGUMENT_SPEC = dict(
     allow_unsigned=dict(type="bool", default=False),
     keep=dict(type="int", default=3),
     facts=dict(type="dict"),
+    sha256=dict(type="str"),
 )
 
 
@@ -35,8 +38,9 @@ class ActionModule(ActionBase):
         if args["keep"] < 1:
             raise AnsibleActionFail("keep is %d; keep at least the bundle being deployed (1 or more)." % args["keep"])
         try:
-            imported = import_bundle(args["bundle"], args["store"], args["allowed_signers"], args["allow_unsigned"],
-                                     args["keep"], check_mode=self._task.check_mode)
+            imported = self._already_imported(args) or import_bundle(
+                args["bundle"], args["store"], args["allowed_signers"], args["allow_unsigned"], args["keep"],
+                check_mode=self._task.check_mode)
             hosts, targets = hosts_for(imported.document, imported.root, args["facts"] or {})
         except BundleError as exc:
             raise AnsibleActionFail(str(exc)) from None
@@ -48,6 +52,16 @@ class ActionModule(ActionBase):
                       pruned=imported.pruned, project=document["project"], lock_sha256=document["lock_sha256"],
                       uv_version=document["uv_version"], base=document["base"], hosts=hosts, targets=targets,
                       bundle_targets=sorted(document["targets"]))
-        if imported.signer is None:
+        if imported.signer is None and not args["sha256"]:
             result["warnings"] = ["%s was deployed without checking a signature (allow_unsigned)." % args["bundle"]]
         return result
+
+    @staticmethod
+    def _already_imported(args):
+        """The store's checked copy of the bundle an earlier task of this run imported (SHA256), if any."""
+        if not args["sha256"]:
+            return None
+        document = stored_document(args["store"], args["sha256"])
+        if document is None:
+            return None  # check mode imported nothing: check the bundle again
+        return ImportedBundle(args["sha256"], os.path.join(args["store"], args["sha256"]), document, False, None, [])

@@ -53,6 +53,12 @@ options:
   facts:
     description: Each host's C(airgap_uv_target) fact (from M(airgap.uv.target_facts)), by host name.
     type: dict
+  sha256:
+    description:
+      - The RV(sha256) an earlier task of the same run returned for O(bundle). When the store holds that
+        bundle checked, it is read from the store and the bundle file is not read (nor checked) again; else
+        (check mode imports nothing) the bundle is checked as without this option.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

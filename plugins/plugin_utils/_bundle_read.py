@@ -181,6 +181,18 @@ def _make_target_trees(document: dict, staging: str) -> None:
             os.link(os.path.join(staging, *member.split("/")), link)
 
 
+def stored_document(store: str, sha256: str) -> t.Optional[dict]:
+    """bundle.json of the checked bundle SHA256 in STORE, or None when the store lacks it."""
+    root = os.path.join(store, sha256)
+    if not _complete(root, sha256):
+        return None
+    try:
+        with open(os.path.join(root, BUNDLE_DOCUMENT), encoding="utf-8") as handle:
+            return check_document(json.load(handle), root)
+    except (OSError, ValueError):
+        return None
+
+
 def target_dir(root: str, target_id: str) -> str:
     """The directory airgap.uv.push sends to the hosts of TARGET_ID."""
     return os.path.join(root, "hosts", target_id)
@@ -209,6 +221,8 @@ def import_bundle(path: str, store: str, allowed_signers: t.Optional[str], allow
         if document.get("from_base"):
             _link_base(document, staging, store)
         _make_target_trees(document, staging)
+        with open(os.path.join(staging, BUNDLE_DOCUMENT), "w", encoding="utf-8") as handle:
+            json.dump(document, handle)  # checked already: what stored_document reads back
         with open(os.path.join(staging, COMPLETE), "w", encoding="utf-8") as handle:
             handle.write(sha256 + "\n")
         os.chmod(staging, 0o755)

@@ -266,3 +266,13 @@ def test_a_new_signing_key_re_signs_an_unchanged_bundle(tmp_path, keys):
     unsigned = bundle(tmp_path, "r.tar")
     assert unsigned.changed and not os.path.exists(unsigned.path + ".sig")
     assert not bundle(tmp_path, "r.tar").changed
+
+
+def test_the_store_keeps_the_checked_document(tmp_path):
+    from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import stored_document
+
+    outcome = bundle(tmp_path, "d.tar")
+    store = str(tmp_path / "store")
+    assert stored_document(store, outcome.sha256) is None
+    imported = import_bundle(outcome.path, store, None, True, keep=2)
+    assert stored_document(store, outcome.sha256) == imported.document
