@@ -48,6 +48,14 @@ class ActionModule(ActionBase):
         if mtime is None:
             # The reproducible-builds convention; a fixed time otherwise, never the clock.
             mtime = int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
+        if self._task.check_mode and args["wheelhouse"].get("changed"):
+            # The wheelhouse task wrote nothing it would write: the bundle made of it would change too.
+            dest = os.path.abspath(args["dest"])
+            result.update(changed=True, path=dest, sha256=None, size=None, members=None, payload_bytes=None,
+                          from_base=None, signature=dest + ".sig" if args["signing_key"] else None,
+                          sums=dest + ".sha256", project=None, targets=sorted(args["wheelhouse"].get("targets", {})),
+                          base=None, msg="The wheelhouse would change, so the bundle would be written anew.")
+            return result
         try:
             request = BundleRequest(
                 wheelhouse=args["wheelhouse"], specs=read_targets_file(args["targets_file"]), dest=args["dest"],

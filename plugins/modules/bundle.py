@@ -66,7 +66,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Works out the bundle and its sha256 without writing; C(changed) says whether O(dest) would change.
+    details:
+      - Works out the bundle and its sha256 without writing; C(changed) says whether O(dest) would change.
+      - When the O(wheelhouse) task reports that it would change (it writes nothing in check mode), the
+        bundle is reported as changed without being worked out, and RV(sha256) is V(null).
   diff_mode:
     support: none
   action:
@@ -96,7 +99,7 @@ path:
   returned: always
   type: str
 sha256:
-  description: The bundle's sha256 (also in C(<path>.sha256)).
+  description: The bundle's sha256 (also in C(<path>.sha256)); V(null) in check mode when the wheelhouse would change.
   returned: always
   type: str
 size:

@@ -240,6 +240,20 @@ def test_rebuilt_bundle_is_byte_identical_and_its_sbom_valid(gap, bundles):
     assert {m["sha256"] for name, m in members.items() if name.startswith("files/")} <= hashes
 
 
+def test_bundle_check_mode_writes_nothing(gap, bundles):
+    """--check: a new wheelhouse directory and bundle are reported as changed and nothing is written;
+    for the bundle in place the digest is worked out and nothing changes."""
+    args = ["-e", "uv_deploy_project=" + bundles["v1"], "-e", "uv_deploy_targets_file=" + gap.path("targets.yml")]
+    fresh = outside("airgap.uv.bundle", "--check", *args, "-e", "uv_deploy_bundle=" + gap.path("never.tar"),
+                    "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-never"))
+    assert recap(fresh.stdout)["localhost"]["changed"] == 2, fresh.stdout[-2000:]
+    assert not os.path.exists(gap.path("never.tar")) and not os.path.exists(gap.path("wh-never"))
+    same = outside("airgap.uv.bundle", "--check", *args, "-e", "uv_deploy_bundle=" + gap.path("v1.tar"),
+                   "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-v1.tar"),
+                   "-e", "uv_deploy_bundle_signing_key=" + bundles["release"])
+    assert recap(same.stdout)["localhost"]["changed"] == 0, same.stdout[-2000:]
+
+
 def test_pip_installs_a_target_from_the_unpacked_bundle_offline(gap, bundles):
     """PEP 751 without this collection: tar -xf, then pip --no-index -r pylock.<id>.toml, no network."""
     unpacked = gap.path("unpacked")
