@@ -38,6 +38,14 @@ options:
       - When unset, C(uv) is looked up on C(PATH) and run with C(--version), as root only when it
         and every directory above it can be changed by root alone.
     type: path
+  venv:
+    description:
+      - The environment of a deployment made by M(airgap.uv.sync) (the symbolic link to its release in
+        service). When set, the release in service and the deployed project's version in it are returned
+        as RV(ansible_facts.airgap_uv_release), read from the release's record without running anything.
+      - The deployment roles pass it so that a fleet report can name the release every host ran before
+        the deployment, including hosts a stopped rollout never reached.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -169,6 +177,23 @@ ansible_facts:
                   matched it, or from a uv on C(PATH) that only root can change; V(false) when the binary
                   was not trusted and so not run.
               type: bool
+    airgap_uv_release:
+      description:
+        - The release in service in O(venv) when O(venv) is set, else not returned.
+      returned: when O(venv) is set
+      type: dict
+      contains:
+        venv:
+          description: O(venv).
+          type: str
+        release:
+          description: The release directory O(venv) points at, V(null) when it is not a deployment's link.
+          type: str
+          sample: /opt/airgap-uv/demo/.venv.releases/20250101T120000.123456Z-a1b2c3
+        version:
+          description: The deployed project's version in that release, V(null) when its record does not name it.
+          type: str
+          sample: 1.4.0
 """
 
 import json
@@ -180,8 +205,10 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
-from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, require_root_only
+from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, read_text, require_root_only
 from ansible_collections.airgap.uv.plugins.module_utils._platform import normalize_arch
+from ansible_collections.airgap.uv.plugins.module_utils._sync_packages import canonical_name
+from ansible_collections.airgap.uv.plugins.module_utils._sync_store import RELEASE_META as RELEASE_RECORD
 
 # Runs inside the interpreter being described, which may differ from the one running
 # Ansible, so it is plain source executed with `python -c` and prints one JSON document.
@@ -310,6 +337,24 @@ def _deployed_uv_version(path: str) -> dict:
     return found
 
 
+def _release_in_service(venv: str) -> dict:
+    """The release VENV points at and the project's version in it, from the release's record (run nothing)."""
+    found = {"venv": venv, "release": None, "version": None}
+    try:
+        release = os.path.normpath(os.path.join(os.path.dirname(venv), os.readlink(venv)))
+    except OSError:
+        return found
+    found["release"] = release
+    try:
+        # The release may belong to its owner: read_text follows no link planted there.
+        meta = json.loads(read_text(os.path.join(release, RELEASE_RECORD)))
+        name = canonical_name(str(meta["project"]["name"]))
+        found["version"] = str(meta["packages"][name]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return found
+
+
 def _uv_version(module: AnsibleModule, uv_path: str | None) -> dict | None:
     if uv_path:
         return _deployed_uv_version(uv_path) if os.path.isfile(uv_path) else None
@@ -333,6 +378,7 @@ def main() -> None:
         argument_spec=dict(
             python=dict(type="str"),
             uv=dict(type="path"),
+            venv=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -355,7 +401,10 @@ def main() -> None:
     facts["os"] = os_family
     facts["arch"] = _normalize_arch(env["platform_machine"], os_family)
     facts["uv"] = _uv_version(module, module.params["uv"])
-    module.exit_json(changed=False, ansible_facts={"airgap_uv_target": facts})
+    found = {"airgap_uv_target": facts}
+    if module.params["venv"]:
+        found["airgap_uv_release"] = _release_in_service(module.params["venv"])
+    module.exit_json(changed=False, ansible_facts=found)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ from testbed_env import EXAMPLE, VENV_BIN, ansible_env  # same directory, on sys
 SPEC_DUMP_MARKS = ("argument_spec_data", "Validation of arguments failed", "Parallel downloads on the controller",
                    "validate_argument_spec")
 # The role's argument spec validation, then its own checks: all a refused value may run.
-CHECKS = ["Validating arguments against arg spec 'main' - Build the wheelhouse on the controller and sync each host's"
-          " environment offline", "Check uv_deploy_network", "Check uv_deploy_keep_releases"]
+# (The playbook's first play runs the role's wheelhouse entry point for every host, then its second
+# the install entry point batch by batch.)
+CHECKS = ["Validating arguments against arg spec 'wheelhouse' - Gather target facts and build the wheelhouse on the"
+          " controller", "Check uv_deploy_network", "Check uv_deploy_keep_releases", "Check uv_deploy_serial",
+          "Check uv_deploy_max_fail_percentage"]
 
 
 def deploy_offline(tmp_path, project, *extra):
@@ -48,6 +51,8 @@ def tasks_run(output: str) -> list:
     ("uv_deploy_network", "Offline", 'uv_deploy_network is "Offline"; accepted values: offline, fallback, online.'),
     ("uv_deploy_keep_releases", "0", 'uv_deploy_keep_releases is "0"; it must be an integer of 1 or more'),
     ("uv_deploy_keep_releases", "-1", 'uv_deploy_keep_releases is "-1"; it must be an integer of 1 or more'),
+    ("uv_deploy_serial", "many", 'uv_deploy_serial is "many"; give a number of hosts, a percentage such as "25%"'),
+    ("uv_deploy_max_fail_percentage", "150", 'uv_deploy_max_fail_percentage is "150"; give a percentage from 0 to 100'),
 ])
 def test_bad_value_refused_in_one_line(tmp_path, variable, value, message):
     proc = deploy_offline(tmp_path, EXAMPLE, "-e", "%s=%s" % (variable, value))
@@ -69,11 +74,12 @@ def test_bad_value_refused_in_one_line(tmp_path, variable, value, message):
 def test_good_values_pass_the_checks(tmp_path):
     # Accepted values go through the checks; an empty project then stops the play at the
     # wheelhouse's own check, still before the host is contacted.
-    proc = deploy_offline(tmp_path, "", "-e", "uv_deploy_network=fallback", "-e", "uv_deploy_keep_releases=1")
+    proc = deploy_offline(tmp_path, "", "-e", "uv_deploy_network=fallback", "-e", "uv_deploy_keep_releases=1",
+                          "-e", "uv_deploy_serial=25%", "-e", "uv_deploy_max_fail_percentage=10")
     out = proc.stdout
     assert proc.returncode == 2, out[-3000:]
     ran = tasks_run(out)
-    assert ran == CHECKS + ["Build the wheelhouse for the hosts of this play", "Check the project directory or bundle is set"], \
+    assert ran == CHECKS + ["Check the project directory or bundle is set"], \
         (ran, out[-3000:])
     assert "Set uv_deploy_project to the directory" in out, out[-3000:]
     for mark in SPEC_DUMP_MARKS:

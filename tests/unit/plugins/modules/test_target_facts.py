@@ -36,3 +36,20 @@ def test_a_tampered_uv_is_neither_run_nor_believed(tmp_path):
     assert not marker.exists()
     os.unlink(tmp_path / "manifest.json")  # no manifest: nothing to verify against
     assert _uv_version(None, uv)["verified"] is False and not marker.exists()
+
+
+def test_release_in_service_from_the_release_record(tmp_path):
+    from ansible_collections.airgap.uv.plugins.modules.target_facts import _release_in_service
+
+    release = tmp_path / ".venv.releases" / "20260101T000000.000000Z-aaaaaa"
+    release.mkdir(parents=True)
+    (release / "airgap-uv-release.json").write_text(json.dumps(
+        {"project": {"name": "Hello_Airgap", "version": "0.1.0"}, "packages": {"hello-airgap": {"version": "0.1.0"}}}))
+    venv = tmp_path / "venv"
+    os.symlink(".venv.releases/20260101T000000.000000Z-aaaaaa", venv)
+    assert _release_in_service(str(venv)) == {"venv": str(venv), "release": str(release), "version": "0.1.0"}
+    # A record that names no project, a venv that is no link: the release without a version, or nothing.
+    (release / "airgap-uv-release.json").write_text("{}")
+    assert _release_in_service(str(venv))["version"] is None
+    assert _release_in_service(str(tmp_path / "none")) == {"venv": str(tmp_path / "none"), "release": None,
+                                                           "version": None}
