@@ -880,6 +880,108 @@ def make_network(name, index):
     return veth, ctl, addr
 
 
+# ---------------------------------------------------------------- enclaves
+#
+# An enclave is one shared link (a bridge on the controller) that some hosts join beside their own
+# /30 link: they reach each other and the controller's address on it, and nothing else (no route,
+# no forwarding by the controller). Network: the second octet of AIRGAP_TESTBED_NET plus one
+# (10.204 by default), E.0/24 per enclave: hosts at .INDEX (their host index), the controller at .254.
+
+BRIDGE_RE = re.compile(r"^agb(\d+)$")
+
+
+def enclave_prefix():
+    first, second = CFG.net.split(".")
+    return f"{first}.{(int(second) + 1) % 256}"
+
+
+def enclave_subnet(index):
+    return ipaddress.ip_network(f"{enclave_prefix()}.{index}.0/24")
+
+
+def enclave_file(name):
+    return os.path.join(CFG.state, "enclaves", f"{name}.json")
+
+
+def all_enclaves():
+    found = {}
+    for path in glob.glob(os.path.join(CFG.state, "enclaves", "*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as f:
+                found[os.path.basename(path)[:-5]] = json.load(f)
+    return found
+
+
+def enclave_alias(name):
+    return f"airgap-uv-testbed-enclave {CFG.tag} {name}"
+
+
+def ensure_enclave(name):
+    """The enclave's bridge, made (up, with the controller's address) when missing."""
+    meta = all_enclaves().get(name)
+    links = ip_links()
+    if meta is None:
+        used = {m.get("index") for m in all_enclaves().values()}
+        used |= {int(m.group(1)) for m in map(BRIDGE_RE.match, links) if m}
+        addrs = controller_ipv4_addrs()
+        free = [i for i in range(1, 255) if i not in used and not any(a in enclave_subnet(i) for a in addrs)]
+        if not free:
+            raise TestbedError("no free enclave network")
+        meta = {"name": name, "index": free[0], "bridge": f"agb{free[0]}"}
+        write_atomic(enclave_file(name), json.dumps(meta, indent=1) + "\n")
+    bridge = meta["bridge"]
+    meta["controller_addr"] = str(enclave_subnet(meta["index"])[254])
+    if bridge not in links:
+        run(["ip", "link", "add", bridge, "type", "bridge"])
+        run(["ip", "link", "set", bridge, "alias", enclave_alias(name)])
+        write_proc(f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6", "1")
+        # The hosts' packets are switched between them, never routed anywhere by the controller.
+        write_proc(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding", "0")
+        run(["ip", "addr", "add", f"{meta['controller_addr']}/24", "dev", bridge])
+        run(["ip", "link", "set", bridge, "up"])
+    return meta
+
+
+def join_enclave(name, enclave):
+    """Give host NAME a second link, on ENCLAVE's bridge (no-op when it has it)."""
+    meta = load_meta(name)
+    if meta.get("enclave") not in (None, enclave["name"]):
+        raise TestbedError(f"{name}: already in enclave {meta['enclave']}; take it down first")
+    veth = f"agu{meta['index']}e"
+    if meta.get("enclave") == enclave["name"] and veth in ip_links():
+        return meta
+    if meta["index"] >= 254:
+        raise TestbedError(f"{name}: host index {meta['index']} has no enclave address")
+    addr = str(enclave_subnet(enclave["index"])[meta["index"]])
+    ns = CFG.netns(name)
+    run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "enc0", "netns", ns])
+    # The host's alias: teardown waits for this link too (it dies with the namespace).
+    run(["ip", "link", "set", veth, "alias", CFG.alias(name)])
+    write_proc(f"/proc/sys/net/ipv6/conf/{veth}/disable_ipv6", "1")
+    write_proc(f"/proc/sys/net/ipv4/conf/{veth}/forwarding", "0")
+    run(["ip", "link", "set", veth, "master", enclave["bridge"]])
+    run(["ip", "link", "set", veth, "up"])
+    run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "enc0"])
+    run(["ip", "-n", ns, "link", "set", "enc0", "up"])
+    meta.update(enclave=enclave["name"], enclave_addr=addr, enclave_veth=veth)
+    save_meta(name, meta)
+    log(f"{name}: in enclave {enclave['name']} at {addr}")
+    return meta
+
+
+def prune_enclaves():
+    """Remove the bridge of every enclave no host of this state dir is in any more."""
+    members = {m.get("enclave") for m in all_metas().values()}
+    links = ip_links()
+    for name, meta in all_enclaves().items():
+        if name in members:
+            continue
+        if meta.get("bridge") in links and links[meta["bridge"]].get("ifalias") == enclave_alias(name):
+            run(["ip", "link", "del", meta["bridge"]], check=False)
+        with contextlib.suppress(OSError):
+            os.unlink(enclave_file(name))
+
+
 def start_namespace(name, d, addr, pythons):
     init = os.path.join(d, "init.sh")
     write_atomic(init, INIT_SH.lstrip(), 0o755)
@@ -1061,6 +1163,8 @@ def render_inventory(hosts):
                 f"      ansible_ssh_common_args: {q(common)}",
                 "      ansible_python_interpreter: /usr/bin/python3",
             ]
+            if meta.get("enclave_addr"):
+                out.append(f"      airgap_uv_enclave_address: {q(meta['enclave_addr'])}")
         out += ["  children:", "    offline_hosts:", "      hosts:"]
         out += [f"        {name}: {{}}" for name in hosts]
     return "\n".join(out) + "\n"
@@ -1082,7 +1186,7 @@ def check_names(names):
 
 def cmd_up(args):
     require_root()
-    check_names(args.names)
+    check_names(args.names + ([args.enclave] if args.enclave else []))
     pythons = []
     for p in args.python or []:
         real = os.path.realpath(p)
@@ -1097,11 +1201,15 @@ def cmd_up(args):
         try:
             for name in dict.fromkeys(args.names):
                 up_one(name, pythons)
+            if args.enclave:
+                enclave = ensure_enclave(args.enclave)
+                for name in dict.fromkeys(args.names):
+                    join_enclave(name, enclave)
         finally:
             with signals_ignored():
                 refresh_files()
     for name, meta in running_hosts(args.names).items():
-        print(f"{name}\t{meta['addr']}")
+        print(f"{name}\t{meta['addr']}" + (f"\t{meta['enclave_addr']}" if meta.get("enclave_addr") else ""))
     return 0
 
 
@@ -1117,6 +1225,7 @@ def cmd_down(args):
             teardown(name)
             log(f"{name}: down")
         if os.path.isdir(CFG.state):
+            prune_enclaves()
             refresh_files()
         log(f"down: {len(names)} host(s) in {time.monotonic() - t0:.2f}s")
     return 0
@@ -1134,9 +1243,12 @@ def cmd_status(args):
             state = "up (sshd not answering)"
         else:
             state = "broken (run down or up)"
-        rows.append((name, meta.get("addr", "-"), str(meta.get("pid1", "-")), state))
+        rows.append((name, meta.get("addr", "-"), str(meta.get("pid1", "-")), state,
+                     meta.get("enclave") or "-", meta.get("enclave_addr") or "-"))
     if args.json:
-        print(json.dumps([dict(zip(("name", "addr", "pid1", "state"), r)) for r in rows], indent=1))
+        keys = ("name", "addr", "pid1", "state", "enclave", "enclave_addr")
+        print(json.dumps([{k: (None if v == "-" and k.startswith("enclave") else v) for k, v in zip(keys, r)}
+                          for r in rows], indent=1))
     else:
         for r in rows:
             print("\t".join(r))
@@ -1187,6 +1299,11 @@ def main(argv=None):
         "--python", action="append", metavar="PREFIX",
         help="controller interpreter prefix (e.g. /root/.pyenv/versions/3.9.18) to show "
         "read-only in the host at the same path; repeatable",
+    )
+    p.add_argument(
+        "--enclave", metavar="NAME",
+        help="also put these hosts on one shared link (enclave NAME) where they reach each other and "
+        "the controller, and nothing else",
     )
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="remove hosts, whatever state they are in")
