@@ -35,6 +35,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_sign import sign
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import read_document
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_extras import pylock_for, sbom_for
 
+
 @dataclass
 class Member:
     """One member of the bundle: its content comes from SOURCE (a file) or DATA."""
