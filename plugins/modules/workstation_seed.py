@@ -124,8 +124,9 @@ def _unpack(path, cache_dir, chunk, entry):
     with tarfile.open(path, "r:gz") as tar:
         members = _check_members(tar, cache_dir, chunk)
         for member in members:
+            # A file or link being replaced goes first: git's objects are read-only (0444).
             target = os.path.join(cache_dir, member.name)
-            if member.issym() and os.path.lexists(target) and not os.path.isdir(target):
+            if not member.isdir() and os.path.lexists(target) and not os.path.isdir(target):
                 os.unlink(target)
         if hasattr(tarfile, "data_filter"):
             tar.extractall(cache_dir, members=members, filter="fully_trusted")

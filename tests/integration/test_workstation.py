@@ -222,3 +222,30 @@ def test_the_users_own_uv_works_offline_in_the_checkout(bed, prepared, host):
     run("sed -i 's/wsdemo says/wsdemo now says/' src/wsdemo/__init__.py")
     assert "wsdemo now says from git" in run("uv run --no-sync wsdemo")
     assert digests(host) == prepared["digests"][host] == controller_digests(bed)
+
+
+def test_a_lock_change_sends_only_what_is_new(bed, prepared):
+    project = bed["project"]
+    path = os.path.join(project, "pyproject.toml")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text.replace('dependencies = ["six",', 'dependencies = ["six", "attrs",'))
+    subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "-q"], cwd=project, check=True)
+    git(project, "commit", "-qam", "attrs")
+    proc, dummy = playbook(bed, "-v")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    push = proc.stdout.split("Copy uv and the cache")[1].split("TASK [")[0]
+    for host in HOSTS:
+        sent = json.loads(re.search(r"^changed: \[%s\] => (\{.*\})$" % host, push, re.M).group(1))["sent"]
+        # The new wheel's unpacked archive, uv's metadata and the list: not uv, not the other archives.
+        assert sorted(sent)[-2:] == ["cache/meta.tar.gz", "seed.json"] and len(sent) == 3, sent
+        assert sent[0].startswith("cache/archive-v0-"), sent
+        # The user pulls the change into the checkout; the locked sync installs attrs with no network.
+        pulled = subprocess.run(
+            [TESTBED, "exec", host, "--", "su", "-", USER, "-c",
+             "tar -C %s -xf - && cd %s && uv sync --locked && uv run python -c 'import attrs'" % (CHECKOUT, CHECKOUT)],
+            input=subprocess.run(["tar", "-C", project, "-cf", "-", "pyproject.toml", "uv.lock"], check=True,
+                                 stdout=subprocess.PIPE).stdout,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        assert pulled.returncode == 0 and b"+ attrs==" in pulled.stdout, pulled.stdout.decode()[-3000:]

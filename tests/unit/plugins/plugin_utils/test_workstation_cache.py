@@ -34,6 +34,10 @@ def make_cache(root, archive_id="AbC123"):
     os.symlink("../../../archive-v0/%s" % archive_id, wheels / "1.17.0-py2.py3-none-any")
     (root / "simple-v27" / "pypi").mkdir(parents=True)
     (root / "simple-v27" / "pypi" / "six.rkyv").write_bytes(b"page")
+    objects = root / "git-v1" / "db" / "abc" / "objects"
+    objects.mkdir(parents=True)
+    (objects / "86").write_bytes(b"object")
+    os.chmod(objects / "86", 0o444)  # git's objects are read-only
     # Not shipped: the scratch project's editable build, uv's build environments, an unreferenced archive.
     editable = root / "sdists-v10" / "editable" / "x"
     editable.mkdir(parents=True)
@@ -60,7 +64,7 @@ def test_only_what_serves_the_host_is_packed(tmp_path):
     make_cache(tmp_path / "c")
     meta, archives = cache_entries(str(tmp_path / "c"))
     assert archives == ["archive-v0/AbC123"]
-    assert meta == ["simple-v27/pypi/six.rkyv", "wheels-v7/pypi/six/1.17.0-py2.py3-none-any",
+    assert meta == ["git-v1/db/abc/objects/86", "simple-v27/pypi/six.rkyv", "wheels-v7/pypi/six/1.17.0-py2.py3-none-any",
                     "wheels-v7/pypi/six/1.17.0-py2.py3-none-any.http"]
 
 
@@ -97,11 +101,14 @@ def test_the_seed_unpacks_once_and_prunes_what_no_longer_ships(tmp_path):
     os.rename(tmp_path / "c" / "archive-v0" / "AbC123", tmp_path / "c" / "archive-v0" / "New456")
     os.unlink(tmp_path / "c" / "wheels-v7" / "pypi" / "six" / "1.17.0-py2.py3-none-any")
     os.symlink("../../../archive-v0/New456", tmp_path / "c" / "wheels-v7" / "pypi" / "six" / "1.17.0-py2.py3-none-any")
+    (tmp_path / "c" / "simple-v27" / "pypi" / "six.rkyv").write_bytes(b"new page")
     packed = pack(str(tmp_path / "c"), str(tmp_path / "ship"), "0.13.8")
     assert packed["removed"] == ["archive-v0-AbC123.tar.gz"]
     second = workstation_seed.seed(FakeModule(params))
     assert second["pruned"] == ["archive-v0/AbC123"] and not (tmp_path / "user" / "archive-v0" / "AbC123").exists()
     assert (link / "six-1.17.0.dist-info" / "RECORD").exists()
+    assert (tmp_path / "user" / "simple-v27" / "pypi" / "six.rkyv").read_bytes() == b"new page"
+    assert (tmp_path / "user" / "git-v1" / "db" / "abc" / "objects" / "86").read_bytes() == b"object"
 
 
 @pytest.mark.parametrize("name, link", [("../evil", None), ("/etc/evil", None), ("wheels-v7/x", "../../../etc")])
