@@ -206,7 +206,8 @@ def test_installed_tarball_documents_every_plugin_and_role(built, tmp_path):
 
     plugins = _plugins(str(installed))
     assert set(plugins) == {"module"}, plugins
-    assert plugins["module"] == ["bundle", "bundle_import", "push", "sync", "target_facts", "targets_file", "wheelhouse"], plugins
+    assert plugins["module"] == ["bundle", "bundle_import", "fleet_report", "push", "sync", "target_facts", "targets_file",
+                                 "wheelhouse", "workstation_cache", "workstation_seed"], plugins
     listed = doc("-t", "module", "-l", "airgap.uv")
     assert sorted(line.split()[0] for line in listed.splitlines() if line.strip()) == \
         ["airgap.uv." + name for name in plugins["module"]], listed
@@ -218,12 +219,15 @@ def test_installed_tarball_documents_every_plugin_and_role(built, tmp_path):
             assert "EXAMPLES" in text and "OPTIONS" in text.upper(), text[:2000]
 
     roles = sorted(os.listdir(installed / "roles"))
-    assert roles == ["uv_deploy"], roles
+    assert roles == ["uv_deploy", "uv_mirror", "uv_workstation"], roles
     for role in roles:
         text = doc("-t", "role", "airgap.uv." + role)
         # Without colour, ansible-doc marks bold text with asterisks.
         plain = text.replace("*", "")
         assert plain.startswith("> ROLE: airgap.uv.%s (%s)" % (role, installed)), text[:500]
-        for entry_point in ("main", "wheelhouse", "install", "rollback"):
-            assert "ENTRY POINT: %s - " % entry_point in plain, text[:3000]
-        assert "uv_deploy_keep_releases" in text and "uv_deploy_network" in text, text[:3000]
+        assert "ENTRY POINT: main - " in plain, text[:3000]
+    text = doc("-t", "role", "airgap.uv.uv_deploy").replace("*", "")
+    for entry_point in ("main", "wheelhouse", "install", "rollback"):
+        assert "ENTRY POINT: %s - " % entry_point in text, text[:3000]
+    assert "uv_deploy_keep_releases" in text and "uv_deploy_network" in text, text[:3000]
+    assert "uv_workstation_tools" in doc("-t", "role", "airgap.uv.uv_workstation")
