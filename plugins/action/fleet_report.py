@@ -34,7 +34,7 @@ ARGUMENT_SPEC = {
 }
 
 # The host variables the airgap.uv.uv_deploy role leaves for the report.
-HOST_VARIABLES = {"before": "airgap_uv_release", "sync": "uv_deploy_sync", "rollback": "uv_deploy_rollback",
+HOST_VARIABLES = {"before": "airgap_uv_release", "sync": "uv_deploy_sync", "rollback": "uv_deploy_rollback", "push": "uv_deploy_push",
                   "error": "uv_deploy__error", "started": "uv_deploy__started", "ended": "uv_deploy__ended"}
 
 

@@ -16,6 +16,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.module_utils._push_args import TASK_ARGUMENT_SPEC
+from ansible_collections.airgap.uv.plugins.module_utils._push_pull import pulled
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import MANIFEST
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
 
@@ -64,8 +65,13 @@ class ActionModule(ActionBase):
         if answer.get("failed"):
             return answer
         wanted = answer["wanted"]
-        result.update(changed=bool(wanted), sent=wanted, files=len(files),
-                      bytes_sent=sum(files[name].get("size") or 0 for name in wanted))
+        mirror = args["mirror_url"]
+        # With a mirror the host fetches its wheels itself; the controller sends the rest.
+        pull = pulled(wanted) if mirror else []
+        send = [name for name in wanted if name not in pull]
+        result.update(changed=bool(wanted), sent=wanted, files=len(files), pulled=pull,
+                      bytes_sent=sum(files[name].get("size") or 0 for name in send),
+                      bytes_pulled=sum(files[name].get("size") or 0 for name in pull))
         if MANIFEST in files and files[MANIFEST].get("sha256"):
             result["manifest_sha256"] = files[MANIFEST]["sha256"]
         if self._task.diff and wanted:
@@ -73,30 +79,37 @@ class ActionModule(ActionBase):
         if not wanted or self._task.check_mode:
             return result
 
-        fd, bundle = tempfile.mkstemp(prefix="airgap-uv-push-", suffix=".tar")
-        os.close(fd)
-        try:
-            # Wheels are compressed already: a plain tar costs no CPU and is one transfer.
-            with tarfile.open(bundle, "w") as archive:
-                for name in wanted:
-                    archive.add(os.path.join(src, *name.split("/")), arcname=name, recursive=False)
-            remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
-            remote_bundle = self._connection._shell.join_path(remote_tmp, "push.tar")
-            self._transfer_file(bundle, remote_bundle)
-            self._fixup_perms2((remote_tmp, remote_bundle))
-            applied = self._execute_module(
-                module_name="airgap.uv.push",
-                module_args=dict(src=src, dest=args["dest"], files={name: files[name] for name in wanted},
-                                 archive=remote_bundle, stage=args["stage"]),
-                task_vars=task_vars)
-        finally:
-            os.unlink(bundle)
+        module_args = dict(src=src, dest=args["dest"], files={name: files[name] for name in wanted},
+                           stage=args["stage"], mirror_url=mirror, pull=pull)
+        if not send:
+            applied = self._execute_module(module_name="airgap.uv.push", module_args=module_args, task_vars=task_vars)
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        else:
+            applied = self._send(src, send, module_args, task_vars)
         if applied.get("failed"):
             return applied
         if applied.get("staged"):
             result["staged"] = applied["staged"]
         return result
+
+    def _send(self, src: str, send: list, module_args: dict, task_vars) -> dict:
+        """SEND (paths under SRC) in one archive, then the module puts them (and any pulled files) in place."""
+        fd, bundle = tempfile.mkstemp(prefix="airgap-uv-push-", suffix=".tar")
+        os.close(fd)
+        try:
+            # Wheels are compressed already: a plain tar costs no CPU and is one transfer.
+            with tarfile.open(bundle, "w") as archive:
+                for name in send:
+                    archive.add(os.path.join(src, *name.split("/")), arcname=name, recursive=False)
+            remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
+            remote_bundle = self._connection._shell.join_path(remote_tmp, "push.tar")
+            self._transfer_file(bundle, remote_bundle)
+            self._fixup_perms2((remote_tmp, remote_bundle))
+            return self._execute_module(module_name="airgap.uv.push", module_args=dict(module_args, archive=remote_bundle),
+                                        task_vars=task_vars)
+        finally:
+            os.unlink(bundle)
+            self._remove_tmp_path(self._connection._shell.tmpdir)
 
     @staticmethod
     def _controller_files(src: str) -> dict:

@@ -14,6 +14,7 @@ TASK_ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
     stage=dict(type="bool", default=False),
     expected=dict(type="dict"),
+    mirror_url=dict(type="str"),
 )
 
 # What the action plugin passes on to the module: the task's options and its own two.
@@ -21,4 +22,5 @@ MODULE_ARGUMENT_SPEC = dict(
     TASK_ARGUMENT_SPEC,
     files=dict(type="dict"),
     archive=dict(type="path"),
+    pull=dict(type="list", elements="str"),
 )

@@ -30,6 +30,7 @@ import time
 import typing as t
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
+from ansible_collections.airgap.uv.plugins.module_utils._push_pull import open_file
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import INCOMING, MANIFEST
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, open_dir, require_root_only
 
@@ -175,27 +176,37 @@ def _unlink_quietly(parent: int, name: str) -> None:
         pass
 
 
-def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str,
-            ) -> t.List[t.Tuple[int, str, str, str]]:
-    """ARCHIVE's members as verified temporary files under ROOT: (parent fd, temp name, name, relpath).
+def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
+            mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> t.List[t.Tuple[int, str, str, str]]:
+    """ARCHIVE's members, and the PULL files fetched from MIRROR, as verified temporary files under ROOT.
 
-    On any error every temporary file is removed and every descriptor closed.
+    Returns (parent fd, temp name, name, relpath) per file. On any error every temporary file is
+    removed and every descriptor closed.
     """
     written: t.List[t.Tuple[int, str, str, str]] = []
+
+    def write(relpath: str, source: t.IO[bytes]) -> None:
+        parts = parts_of(relpath)
+        parent = open_parent(root_fd, root, parts, create=True)
+        try:
+            tmp = _write_temp(parent, source, files[relpath], relpath)
+        except BaseException:
+            os.close(parent)
+            raise
+        written.append((parent, tmp, parts[-1], relpath))
+
     try:
-        with tarfile.open(archive) as bundle:
-            for member in bundle.getmembers():
-                if member.name not in files or not member.isfile():
-                    raise ValueError("unexpected archive member %r" % member.name)
-                parts = parts_of(member.name)
-                parent = open_parent(root_fd, root, parts, create=True)
-                try:
-                    tmp = _write_temp(parent, t.cast(t.IO[bytes], bundle.extractfile(member)), files[member.name],
-                                      member.name)
-                except BaseException:
-                    os.close(parent)
-                    raise
-                written.append((parent, tmp, parts[-1], member.name))
+        if archive is not None:
+            with tarfile.open(archive) as bundle:
+                for member in bundle.getmembers():
+                    if member.name not in files or not member.isfile():
+                        raise ValueError("unexpected archive member %r" % member.name)
+                    write(member.name, t.cast(t.IO[bytes], bundle.extractfile(member)))
+        for relpath in pull:
+            if relpath not in files:
+                raise ValueError("unexpected file to pull %r" % relpath)
+            with open_file(t.cast(str, mirror), relpath) as stream:
+                write(relpath, stream)
     except BaseException:
         for parent, tmp, dummy, dummy in written:
             _unlink_quietly(parent, tmp)
@@ -204,7 +215,8 @@ def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]
     return written
 
 
-def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str) -> t.List[str]:
+def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
+          mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> t.List[str]:
     """Put ARCHIVE's members (only names listed in FILES) in place under DEST, as a set.
 
     Every member is written and checked first; only then are they renamed into place, in
@@ -212,7 +224,7 @@ def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str)
     """
     dest_fd = open_dest(dest, create=True)
     try:
-        written = _unpack(dest_fd, dest, files, archive)
+        written = _unpack(dest_fd, dest, files, archive, mirror, pull)
     finally:
         os.close(dest_fd)
     by_path = {relpath: (parent, tmp, name) for parent, tmp, name, relpath in written}
@@ -227,8 +239,12 @@ def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str)
     return landing_order(by_path)
 
 
-def stage(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str) -> str:
-    """Unpack ARCHIVE into a new DEST/.incoming/<id>, checked; its path. Nothing under DEST changes."""
+def stage(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
+          mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> str:
+    """Unpack ARCHIVE (and the PULL files from MIRROR) into a new DEST/.incoming/<id>, checked; its path.
+
+    Nothing under DEST changes.
+    """
     dest_fd = open_dest(dest, create=True)
     try:
         try:
@@ -246,7 +262,7 @@ def stage(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: str)
     finally:
         os.close(incoming_fd)
     try:
-        written = _unpack(staged_fd, staged, files, archive)
+        written = _unpack(staged_fd, staged, files, archive, mirror, pull)
         for parent, tmp, final, dummy in written:
             os.replace(tmp, final, src_dir_fd=parent, dst_dir_fd=parent)
             os.close(parent)

@@ -123,7 +123,8 @@ report:
         - Per host, C(status), C(batch), C(release) and C(version) (in service at the end), C(release_before)
           and C(version_before), C(release_attempted) (the release that failed, for a rolled back host),
           C(installed), C(removed), C(upgraded), C(downgraded) (counts) and C(changes) (the lists),
-          C(network), C(check), C(duration) (seconds) and C(error).
+          C(network), C(bytes_sent) (by the controller to the host) and C(bytes_pulled) (by the host from the
+          mirror), C(check), C(duration) (seconds) and C(error).
       type: dict
 table:
   description: The report as a short table, one line per host after a summary line.

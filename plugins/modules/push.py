@@ -54,6 +54,22 @@ options:
         nothing. Another run that rebuilt the directory in between (another C(uv.lock), other hosts)
         would otherwise have this run send its files.
     type: dict
+  mirror_url:
+    description:
+      - The index inside the air gap (M(airgap.uv.uv_mirror) role, pypiserver), for example
+        V(http://10.204.1.254:8080). The host fetches the wheelhouse files it lacks from
+        C(MIRROR_URL/packages/<file>) itself, and each must have the sha256 the controller sent, so
+        integrity never depends on the HTTP link; only the other files (uv, the install files, the
+        manifest) travel from the controller. The controller then sends a wheel once, to the mirror,
+        whatever the number of hosts.
+      - A mirror that cannot be reached, or lacks a file, fails the task naming the URL, before
+        anything on the host changes.
+    type: str
+  pull:
+    description:
+      - Internal, set by the action plugin; do not set it. The files to fetch from O(mirror_url).
+    type: list
+    elements: str
   files:
     description:
       - Internal, set by the action plugin; do not set it. The files of O(src) with their sha256,
@@ -111,7 +127,18 @@ files:
   returned: always
   type: int
 bytes_sent:
-  description: Size of the files sent (in check mode, that would be sent; files of unknown size count 0).
+  description:
+    - Size of the files the controller sent (in check mode, would send; files of unknown size count 0), those
+      fetched from O(mirror_url) not included.
+  returned: always
+  type: int
+pulled:
+  description: Paths among RV(sent) the host fetched (or in check mode would fetch) from O(mirror_url).
+  returned: always
+  type: list
+  elements: str
+bytes_pulled:
+  description: Their size.
   returned: always
   type: int
 staged:
@@ -135,6 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
 from ansible_collections.airgap.uv.plugins.module_utils._push_args import MODULE_ARGUMENT_SPEC
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import apply, plan, stage
+from ansible_collections.airgap.uv.plugins.module_utils._push_pull import MirrorError
 
 
 def main() -> None:
@@ -150,11 +178,15 @@ def main() -> None:
         module.fail_json(msg="airgap.uv.push runs through its action plugin; call it as a task, not with ansible -m "
                              "on a raw module path.")
     try:
-        if module.params["archive"] is None:
+        archive, mirror, pull = module.params["archive"], module.params["mirror_url"], module.params["pull"] or []
+        if archive is None and not pull:
             module.exit_json(changed=False, wanted=plan(dest, files))
         if module.params["stage"]:
-            module.exit_json(changed=True, staged=stage(dest, files, module.params["archive"]))
-        written = apply(dest, files, module.params["archive"])
+            module.exit_json(changed=True, staged=stage(dest, files, archive, mirror, pull))
+        written = apply(dest, files, archive, mirror, pull)
+    except MirrorError as exc:
+        module.fail_json(msg="airgap.uv.push changed nothing on this host: %s. The files there and the environment in "
+                             "service are as they were." % exc, mirror_url=mirror)
     except OSError as exc:
         module.fail_json(msg="Pushing files into %s failed: %s" % (dest, _os_error(exc, dest)))
     except (ValueError, tarfile.TarError, UnsafePath) as exc:

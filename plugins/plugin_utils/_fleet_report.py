@@ -33,6 +33,7 @@ class HostFacts:
     before: Optional[Mapping[str, Any]] = None  # airgap_uv_release: the release in service before the run
     sync: Optional[Mapping[str, Any]] = None  # the sync task's result (also when it failed)
     rollback: Optional[Mapping[str, Any]] = None  # the rollback task's result, when it ran
+    push: Optional[Mapping[str, Any]] = None  # the push task's result
     error: Optional[str] = None  # the failure that sent the host to the rescue
     started: Optional[float] = None
     ended: Optional[float] = None
@@ -55,6 +56,8 @@ class HostOutcome:
     upgraded: int = 0
     downgraded: int = 0
     network: Optional[str] = None
+    bytes_sent: int = 0  # by the controller to the host
+    bytes_pulled: int = 0  # by the host from the mirror
     check: Optional[str] = None  # passed, failed (rc N), not run
     duration: Optional[float] = None
     error: Optional[str] = None
@@ -119,6 +122,9 @@ def host_outcome(host: str, facts: HostFacts, check_mode: bool, batch: Optional[
         out.version = facts.rollback.get("version") or out.version_before  # type: ignore[union-attr]
     elif sync is None:
         out.release, out.version = out.release_before, out.version_before
+    if isinstance(facts.push, Mapping) and not facts.push.get("failed"):
+        out.bytes_sent = int(facts.push.get("bytes_sent") or 0)
+        out.bytes_pulled = int(facts.push.get("bytes_pulled") or 0)
     if facts.started is not None and facts.ended is not None:
         out.duration = round(max(0.0, float(facts.ended) - float(facts.started)), 2)
     if out.status in ("failed", "rolled back"):

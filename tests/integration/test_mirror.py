@@ -9,7 +9,10 @@ on the test hosts). Then:
 
 - ``fleet-m1`` reads the simple index over the enclave, and each file it downloads has the
   sha256 the index links name, which is the wheel's own;
-- a server that died is started again by the next run, which changes nothing else.
+- a server that died is started again by the next run, which changes nothing else;
+- ``uv_deploy_source: mirror``: with the mirror down the host fails naming its URL and keeps the
+  release in service; once the mirror is fed the wheelhouse, the host fetches its new wheels from
+  it (hash-pinned) and the controller sends only the install files.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import time
 
 import pytest
 
-from test_sync_faults import sh
+from test_sync_faults import _make_project, host_packages, sh
 from testbed_env import TESTBED, VENV_BIN, ansible_env
 
 MIRROR, CLIENT = "mirror-1", "fleet-m1"
 ROOT = "/opt/airgap-uv/airgap-uv-mirror"
+APP_ROOT = "/opt/airgap-uv/hello-airgap"
 FETCH = ("import sys, urllib.request\nwith urllib.request.urlopen(sys.argv[1], timeout=10) as r:\n"
          " sys.stdout.buffer.write(r.read())")
 
@@ -109,3 +113,46 @@ def test_mirror_serves_the_enclave_and_comes_back(enclave, public_wheels):
     back = mirror_playbook(tmp, inventory, str(feed))
     assert back.returncode == 0 and recap(back.stdout, MIRROR)["changed"] == 1, back.stdout[-4000:]
     assert "Start the server" in back.stdout and fetch(CLIENT, base + "/simple/idna/").count(b"sha256=") == 1
+
+
+def deploy(tmp, inventory: str, project: str, *extra: str) -> subprocess.CompletedProcess:
+    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "airgap.uv.deploy_offline",
+            "-e", "airgap_uv_hosts=%s" % CLIENT, "-e", "uv_deploy_project=%s" % project,
+            "-e", "uv_deploy_wheelhouse_dir=%s" % (tmp / "app-wheelhouse"),
+            "-e", "uv_deploy_report_path=%s" % (tmp / "fleet.json"), *extra]
+    return subprocess.run(argv, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          check=False, timeout=600)
+
+
+def test_hosts_pull_their_wheels_from_the_mirror(enclave):
+    tmp, inventory, address = enclave
+    base = "http://%s:8080" % address
+    v1 = _make_project(tmp, "v1", lambda text: text.replace('"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.16.0",'))
+    v2 = _make_project(tmp, "v2", lambda text: text.replace('version = "0.1.0"', 'version = "0.2.0"').replace(
+        '"markupsafe>=2.1",', '"markupsafe>=2.1",\n    "six==1.17.0",\n    "idna==3.7",'))
+    first = deploy(tmp, inventory, v1)
+    assert first.returncode == 0, first.stdout[-4000:]
+    in_service = sh(CLIENT, "readlink %s/venv" % APP_ROOT)
+
+    # The mirror is down: the host fails naming the URL, and what is in service stays.
+    sh(MIRROR, "kill $(cat %s/server.pid) 2>/dev/null || true; sleep 0.5" % ROOT)
+    mirror = ["-e", "uv_deploy_source=mirror", "-e", "uv_deploy_mirror_url=%s" % base]
+    down = deploy(tmp, inventory, v2, *mirror)
+    assert down.returncode != 0, down.stdout[-4000:]
+    assert "cannot reach the mirror %s" % base in down.stdout and "changed nothing on this host" in down.stdout
+    assert sh(CLIENT, "readlink %s/venv" % APP_ROOT) == in_service
+    assert sh(CLIENT, "ls -A %s/.incoming 2>/dev/null || true" % APP_ROOT).strip() == ""
+    assert json.loads((tmp / "fleet.json").read_text())["hosts"][CLIENT]["status"] == "failed"
+
+    # Fed with the wheelhouse the failed run built, the mirror serves the host its wheels.
+    fed = mirror_playbook(tmp, inventory, str(tmp / "app-wheelhouse" / "files"))
+    assert fed.returncode == 0, fed.stdout[-4000:]
+    pulled = deploy(tmp, inventory, v2, *mirror)
+    assert pulled.returncode == 0, pulled.stdout[-4000:]
+    packages = host_packages(CLIENT, APP_ROOT + "/venv")
+    assert (packages["hello-airgap"], packages["six"], packages["idna"]) == ("0.2.0", "1.17.0", "3.7")
+    row = json.loads((tmp / "fleet.json").read_text())["hosts"][CLIENT]
+    assert row["status"] == "changed" and row["bytes_pulled"] > 0, row
+    # The controller sent only the install files: the new wheels came from the mirror.
+    assert row["bytes_sent"] < 20000, row
+    assert row["bytes_pulled"] > row["bytes_sent"], row

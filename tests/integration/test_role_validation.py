@@ -26,7 +26,7 @@ SPEC_DUMP_MARKS = ("argument_spec_data", "Validation of arguments failed", "Para
 # the install entry point batch by batch.)
 CHECKS = ["Validating arguments against arg spec 'wheelhouse' - Gather target facts and build the wheelhouse on the"
           " controller", "Check uv_deploy_network", "Check uv_deploy_keep_releases", "Check uv_deploy_serial",
-          "Check uv_deploy_max_fail_percentage"]
+          "Check uv_deploy_max_fail_percentage", "Check uv_deploy_source"]
 
 
 def deploy_offline(tmp_path, project, *extra):
@@ -53,6 +53,7 @@ def tasks_run(output: str) -> list:
     ("uv_deploy_keep_releases", "-1", 'uv_deploy_keep_releases is "-1"; it must be an integer of 1 or more'),
     ("uv_deploy_serial", "many", 'uv_deploy_serial is "many"; give a number of hosts, a percentage such as "25%"'),
     ("uv_deploy_max_fail_percentage", "150", 'uv_deploy_max_fail_percentage is "150"; give a percentage from 0 to 100'),
+    ("uv_deploy_source", "mirror", 'uv_deploy_source is "mirror" with uv_deploy_mirror_url ""; accepted: push, or mirror'),
 ])
 def test_bad_value_refused_in_one_line(tmp_path, variable, value, message):
     proc = deploy_offline(tmp_path, EXAMPLE, "-e", "%s=%s" % (variable, value))
