@@ -1058,12 +1058,21 @@ def up_one(name, pythons):
         with signals_ignored():
             log(f"{name}: bring-up failed, cleaning up")
             try:
+                kill_untracked_children(proc)
                 teardown(name, proc=proc)
             except Exception as exc:  # the original error matters more
                 log(f"{name}: cleanup failed too: {exc}")
         raise
     log(f"{name}: up at {addr} in {time.monotonic() - t0:.2f}s")
     return meta
+
+
+def kill_untracked_children(proc):
+    """A signal can land between fork and Popen's return: that child (`ip netns add`, say) runs
+    on with nobody waiting for it and could make its object after teardown has looked."""
+    keep = proc.pid if proc is not None else None
+    kids = {p: proc_starttime(p) for p in children_of(os.getpid()) if p != keep}
+    kill_and_wait({p: st for p, st in kids.items() if st is not None})
 
 
 def teardown(name, proc=None):
