@@ -1033,27 +1033,7 @@ def up_one(name, pythons):
         veth, ctl, addr = make_network(name, index)
         meta.update(veth=veth, controller_addr=ctl, addr=addr)
         save_meta(name, meta)
-        proc = start_namespace(name, d, addr, pythons)
-        meta.update(unshare_pid=proc.pid, unshare_start=proc_starttime(proc.pid))
-        save_meta(name, meta)
-        deadline = time.monotonic() + READY_TIMEOUT
-        pid1 = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise TestbedError(f"{name}: namespace exited ({proc.returncode}):\n{console_tail(d)}")
-            if pid1 is None:
-                kids = children_of(proc.pid)
-                if kids:
-                    pid1 = kids[0]
-                    meta.update(pid1=pid1, pid1_start=proc_starttime(pid1))
-                    save_meta(name, meta)
-            if pid1 is not None and sshd_banner(addr, timeout=0.5):
-                break
-            time.sleep(0.02)
-        else:
-            raise TestbedError(f"{name}: sshd not answering after {READY_TIMEOUT}s:\n{console_tail(d)}")
-        meta.update(ready=True, started=time.time())
-        save_meta(name, meta)
+        proc = boot(name, meta)
     except BaseException:
         with signals_ignored():
             log(f"{name}: bring-up failed, cleaning up")
@@ -1065,6 +1045,65 @@ def up_one(name, pythons):
         raise
     log(f"{name}: up at {addr} in {time.monotonic() - t0:.2f}s")
     return meta
+
+
+def boot(name, meta):
+    """Starts the host's namespaces on its disk (upper dir) and network, and waits for sshd."""
+    d = host_dir(name)
+    proc = start_namespace(name, d, meta["addr"], meta["python"])
+    meta.update(unshare_pid=proc.pid, unshare_start=proc_starttime(proc.pid), pid1=None, ready=False)
+    save_meta(name, meta)
+    deadline = time.monotonic() + READY_TIMEOUT
+    pid1 = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TestbedError(f"{name}: namespace exited ({proc.returncode}):\n{console_tail(d)}")
+        if pid1 is None:
+            kids = children_of(proc.pid)
+            if kids:
+                pid1 = kids[0]
+                meta.update(pid1=pid1, pid1_start=proc_starttime(pid1))
+                save_meta(name, meta)
+        if pid1 is not None and sshd_banner(meta["addr"], timeout=0.5):
+            break
+        time.sleep(0.02)
+    else:
+        raise TestbedError(f"{name}: sshd not answering after {READY_TIMEOUT}s:\n{console_tail(d)}")
+    meta.update(ready=True, started=time.time())
+    save_meta(name, meta)
+    return proc
+
+
+def stop_processes(name, meta):
+    """Kills every process of the host: its namespaces' first process, unshare, and anything else
+    in its network namespace."""
+    # The namespace's first process goes first, so that unshare, still alive,
+    # reaps it: an init that does not reap (some CI sandboxes) would collect
+    # zombies otherwise.  Killing it kills everything else in the pid namespace.
+    if proc_alive(meta.get("pid1"), meta.get("pid1_start")):
+        kill_and_wait({meta["pid1"]: meta["pid1_start"]})
+    victims = {}
+    if proc_alive(meta.get("unshare_pid"), meta.get("unshare_start")):
+        victims[meta["unshare_pid"]] = meta["unshare_start"]
+    ident = netns_ident(CFG.netns(name))
+    if ident is not None:
+        for pid in pids_in_netns(ident):
+            st = proc_starttime(pid)
+            if st is not None and pid != os.getpid():
+                victims[pid] = st
+    kill_and_wait(victims)
+
+
+def restart_one(name):
+    """A reboot: every process of the host dies, its /run and /tmp go (tmpfs), its disk and
+    network stay; then it boots again."""
+    meta = load_meta(name)
+    if not meta.get("ready"):
+        raise TestbedError(f"{name}: not up; bring it up with `offline-hosts up {name}`")
+    t0 = time.monotonic()
+    stop_processes(name, meta)
+    boot(name, meta)
+    log(f"{name}: restarted at {meta['addr']} in {time.monotonic() - t0:.2f}s")
 
 
 def kill_untracked_children(proc):
@@ -1080,21 +1119,7 @@ def teardown(name, proc=None):
     step works without the previous ones having happened."""
     meta = load_meta(name)
     ns = CFG.netns(name)
-    ident = netns_ident(ns)
-    # The namespace's first process goes first, so that unshare, still alive,
-    # reaps it: an init that does not reap (some CI sandboxes) would collect
-    # zombies otherwise.  Killing it kills everything else in the pid namespace.
-    if proc_alive(meta.get("pid1"), meta.get("pid1_start")):
-        kill_and_wait({meta["pid1"]: meta["pid1_start"]})
-    victims = {}
-    if proc_alive(meta.get("unshare_pid"), meta.get("unshare_start")):
-        victims[meta["unshare_pid"]] = meta["unshare_start"]
-    if ident is not None:
-        for pid in pids_in_netns(ident):
-            st = proc_starttime(pid)
-            if st is not None and pid != os.getpid():
-                victims[pid] = st
-    kill_and_wait(victims)
+    stop_processes(name, meta)
     if proc is not None:
         with contextlib.suppress(Exception):
             proc.wait(timeout=5)
@@ -1222,6 +1247,17 @@ def cmd_up(args):
     return 0
 
 
+def cmd_restart(args):
+    require_root()
+    check_names(args.names)
+    with global_lock(), signals_raise():
+        for name in dict.fromkeys(args.names):
+            restart_one(name)
+    for name, meta in running_hosts(args.names).items():
+        print(f"{name}\t{meta['addr']}")
+    return 0
+
+
 def cmd_down(args):
     require_root()
     if not args.all and not args.names:
@@ -1315,6 +1351,10 @@ def main(argv=None):
         "the controller, and nothing else",
     )
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser("restart", help="reboot hosts: kill all their processes (their /run and /tmp go), "
+                       "keep their disk, network and enclave, start them again")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_restart)
     p = sub.add_parser("down", help="remove hosts, whatever state they are in")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every host of this state dir")

@@ -94,6 +94,16 @@ def test_enclave_hosts_reach_each_other_and_the_controller_only(enclave):
         server.wait()
 
 
+def test_restart_keeps_the_enclave(enclave):
+    two = enclave[HOSTS[1]]
+    tool("restart", HOSTS[1])
+    after = {h["name"]: h for h in json.loads(tool("status", "--json"))}[HOSTS[1]]
+    assert (after["state"], after["enclave_addr"]) == ("up", two["enclave_addr"])
+    assert after["pid1"] != two["pid1"]
+    links = tool("exec", HOSTS[1], "--", "ip", "-4", "-o", "addr", "show").split()
+    assert two["enclave_addr"] + "/24" in links
+
+
 def test_down_removes_the_enclave(enclave):
     tool("down", HOSTS[0])
     state = Path(os.environ.get("AIRGAP_TESTBED_STATE") or "/run/airgap-uv-testbed")

@@ -381,3 +381,21 @@ def test_extra_python(testbed):
         assert host_exec(name, "touch", f"{prefix}/x").returncode != 0
     finally:
         tool("down", name)
+
+
+def test_restart_keeps_the_disk_and_network_and_loses_tmp(testbed):
+    name = "tb-r"
+    tool("up", name)
+    pid1 = int(status()[name]["pid1"])
+    assert host_exec(name, "sh", "-c", "echo kept > /root/kept; echo gone > /tmp/gone").returncode == 0
+    tool("restart", name)
+    st = status()[name]
+    assert st["state"] == "up" and int(st["pid1"]) != pid1
+    assert host_exec(name, "cat", "/root/kept").stdout == "kept\n"
+    assert host_exec(name, "test", "-e", "/tmp/gone").returncode == 1
+    assert host_exec(name, "hostname").stdout.strip() == name
+    tool("down", name)
+    assert leftovers(name) == []
+    # A host that is not up cannot be restarted, and the error says what to do.
+    proc = tool("restart", name, check=False)
+    assert proc.returncode == 1 and f"offline-hosts up {name}" in proc.stderr
