@@ -31,6 +31,7 @@ ARGUMENT_SPEC = dict(
     base=dict(type="path"),
     signing_key=dict(type="path"),
     mtime=dict(type="int"),
+    workstation=dict(type="dict"),
 )
 
 
@@ -48,8 +49,8 @@ class ActionModule(ActionBase):
         if mtime is None:
             # The reproducible-builds convention; a fixed time otherwise, never the clock.
             mtime = int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
-        if self._task.check_mode and args["wheelhouse"].get("changed"):
-            # The wheelhouse task wrote nothing it would write: the bundle made of it would change too.
+        if self._task.check_mode and (args["wheelhouse"].get("changed") or (args["workstation"] or {}).get("changed")):
+            # The wheelhouse (or cache) task wrote nothing it would write: the bundle made of it would change too.
             dest = os.path.abspath(args["dest"])
             result.update(changed=True, path=dest, sha256=None, size=None, members=None, payload_bytes=None,
                           from_base=None, signature=dest + ".sig" if args["signing_key"] else None,
@@ -61,7 +62,7 @@ class ActionModule(ActionBase):
                 wheelhouse=args["wheelhouse"], specs=read_targets_file(args["targets_file"]), dest=args["dest"],
                 lock_urls=lock_urls(os.path.join(args["project"], "uv.lock")), base=args["base"],
                 signing_key=args["signing_key"], mtime=mtime, collection_version=collection_version(),
-                project=project_of(args["project"]))
+                project=project_of(args["project"]), workstation=args["workstation"] or {})
             outcome = build_bundle(request, check_mode=self._task.check_mode)
         except (BundleError, TargetsFileError) as exc:
             raise AnsibleActionFail(str(exc)) from None

@@ -60,6 +60,14 @@ options:
       - Modification time of every member, in seconds since the epoch.
       - Default C(SOURCE_DATE_EPOCH) from the controller's environment, else 0.
     type: int
+  workstation:
+    description:
+      - The registered result of M(airgap.uv.workstation_cache) run for the same targets (keyed by target id), to
+        carry each target's uv cache too, so developer machines inside the gap are prepared from the bundle
+        (role M(airgap.uv.uv_workstation) with C(uv_workstation_bundle)).
+      - The cache files are kept once by content (C(cache/<sha256>)); uv is the target's own.
+      - Omit for a bundle that only deploys.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -130,7 +130,10 @@ bundle_targets:
   type: list
   elements: str
 hosts:
-  description: As RV(airgap.uv.wheelhouse#module:hosts), for the hosts of O(facts).
+  description:
+    - As RV(airgap.uv.wheelhouse#module:hosts), for the hosts of O(facts).
+    - Each entry also has C(workstation_path), the directory M(airgap.uv.push) sends to a developer machine of that
+      target (C(bin/uv), C(bin/uvx) and its uv cache chunks), when the bundle was built for workstations too; else null.
   returned: always
   type: dict
 targets:

@@ -15,14 +15,19 @@ A bundle is an uncompressed tar (wheels are compressed already) whose first memb
 - ``targets/<id>/manifest.json``, ``requirements.txt``, ``build-constraints.txt``: the install files
   of each target, as ``airgap.uv.wheelhouse`` publishes them;
 - ``pylock.<id>.toml`` (dots of the id as underscores): the same install as a PEP 751 lock whose paths point into ``files/``;
-- ``sbom.cdx.json``: a CycloneDX SBOM of every shipped file.
+- ``sbom.cdx.json``: a CycloneDX SBOM of every shipped file;
+- ``cache/<sha256>``, only in a bundle built for workstations too: the files
+  airgap.uv.workstation_cache made for a target (uv cache chunks and their seed file), by content.
 
 ``bundle.json`` holds: ``format``, ``project`` (name, version), ``lock_sha256``, ``uv_version``,
 ``collection_version``, ``members`` (every member of the complete bundle but itself: ``sha256``,
 ``size``, ``mode``), ``base`` (a delta's base: ``sha256`` and ``name`` of the bundle file it
 extends, else null), ``from_base`` (members a delta leaves to its base) and ``targets`` (per id:
 ``spec`` as in a targets file, ``hosts``, ``tree`` (path in the host's directory -> member),
-``files`` (that directory as ``airgap.uv.push`` describes it) and ``install_file``).
+``files`` (that directory as ``airgap.uv.push`` describes it), ``install_file`` and, in a bundle built for
+workstations too, ``workstation`` (``tree`` and ``files`` of the directory airgap.uv.push sends to a
+workstation of that target: ``bin/uv``, ``bin/uvx`` as in the target's own tree, the cache chunks and
+their seed file)).
 
 Beside the tar: ``<bundle>.sig`` (``ssh-keygen -Y sign``, namespace ``SIGNATURE_NAMESPACE``) and
 ``<bundle>.sha256`` (``sha256sum`` format) for people who check by hand.
@@ -42,8 +47,11 @@ SIGNATURE_NAMESPACE = "airgap.uv-bundle"
 # bundle.json is read into memory before anything else: a bound keeps a hostile file small.
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
-_MEMBER = re.compile(r"^(files/[^/]+|uv/[^/]+/[^/]+|targets/[^/]+/[^/]+|pylock\.[^/]+\.toml|sbom\.cdx\.json)$")
+_MEMBER = re.compile(r"^(files/[^/]+|uv/[^/]+/[^/]+|targets/[^/]+/[^/]+|pylock\.[^/]+\.toml|sbom\.cdx\.json"
+                     r"|cache/[0-9a-f]{64})$")
 _TREE_PATH = re.compile(r"^(wheelhouse/[^/]+|bin/[^/]+|[^/]+)$")
+_WORKSTATION_PATH = re.compile(r"^([^/]+/)?[^/]+$")  # bin/uv, the chunks' directory, seed.json
+WORKSTATION_DIR = "workstations"  # STORE/<sha256>/workstations/<id>: what push sends a workstation of <id>
 
 
 class BundleError(Exception):
@@ -57,6 +65,14 @@ def member_for(target_id: str, relpath: str, uv_dir: str) -> str:
     if relpath.startswith("bin/"):
         return "uv/%s/%s" % (uv_dir, relpath[len("bin/"):])
     return "targets/%s/%s" % (target_id, relpath)
+
+
+def workstation_member(relpath: str, sha256: str, tree: t.Mapping[str, str]) -> str:
+    """Where a file of a target's workstation directory is kept: uv as in the target's TREE, the
+    rest by content (chunk names are uv's random archive ids, the same wheel's chunk is shared)."""
+    if relpath.startswith("bin/") and relpath in tree:
+        return tree[relpath]
+    return "cache/" + sha256
 
 
 def pylock_member(target_id: str) -> str:
@@ -99,11 +115,20 @@ def check_document(document: t.Any, where: str) -> dict:
 
 
 def _check_target(target_id: str, target: t.Any, members: t.Mapping[str, t.Any], where: str) -> None:
-    tree = target.get("tree") if isinstance(target, dict) else None
-    if not isinstance(tree, dict) or not isinstance(target.get("files"), dict) or not isinstance(target.get("spec"), dict):
+    if not isinstance(target, dict) or not isinstance(target.get("spec"), dict):
+        raise BundleError("%s: target %s lacks its spec, tree or files." % (where, target_id))
+    _check_tree(target_id, target, _TREE_PATH, members, where)
+    if target.get("workstation") is not None:
+        _check_tree(target_id + " (workstation)", target["workstation"], _WORKSTATION_PATH, members, where)
+
+
+def _check_tree(target_id: str, entry: t.Any, paths: t.Pattern, members: t.Mapping[str, t.Any], where: str) -> None:
+    tree = entry.get("tree") if isinstance(entry, dict) else None
+    if not isinstance(tree, dict) or not isinstance(entry.get("files"), dict):
         raise BundleError("%s: target %s lacks its spec, tree or files." % (where, target_id))
     for relpath, member in tree.items():
-        if not _TREE_PATH.match(relpath) or relpath in ("", ".", "..") or member not in members:
+        if (not paths.match(relpath) or any(part in ("", ".", "..") for part in relpath.split("/"))
+                or member not in members):
             raise BundleError("%s: target %s maps %r to %r, which the bundle does not hold." % (where, target_id, relpath, member))
-        if target["files"].get(relpath, {}).get("sha256") != members[member]["sha256"]:
+        if entry["files"].get(relpath, {}).get("sha256") != members[member]["sha256"]:
             raise BundleError("%s: target %s: %s does not match member %s." % (where, target_id, relpath, member))

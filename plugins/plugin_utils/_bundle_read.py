@@ -27,6 +27,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import (
     BUNDLE_DOCUMENT,
     MAX_DOCUMENT_BYTES,
     SIGNATURE_SUFFIX,
+    WORKSTATION_DIR,
     BundleError,
     check_document,
 )
@@ -175,10 +176,14 @@ def _link_base(document: dict, staging: str, store: str) -> None:
 def _make_target_trees(document: dict, staging: str) -> None:
     for target_id, target in document["targets"].items():
         root = os.path.join(staging, "hosts", target_id)
-        for relpath, member in target["tree"].items():
-            link = os.path.join(root, *relpath.split("/"))
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            os.link(os.path.join(staging, *member.split("/")), link)
+        trees = [(root, target["tree"])]
+        if target.get("workstation"):
+            trees.append((os.path.join(staging, WORKSTATION_DIR, target_id), target["workstation"]["tree"]))
+        for directory, tree in trees:
+            for relpath, member in tree.items():
+                link = os.path.join(directory, *relpath.split("/"))
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.link(os.path.join(staging, *member.split("/")), link)
 
 
 def stored_document(store: str, sha256: str) -> t.Optional[dict]:
@@ -271,7 +276,9 @@ def hosts_for(document: dict, root: str, facts_by_host: t.Mapping[str, t.Any]) -
                               "to the targets file (ansible-playbook airgap.uv.targets), build the bundle again on the "
                               "connected side and carry it in." % (host, target_id, ", ".join(sorted(document["targets"]))))
         path = target_dir(root, target_id)
-        hosts[host] = {"target": target_id, "path": path, "files": target["files"]}
+        hosts[host] = {"target": target_id, "path": path, "files": target["files"],
+                       # Where the target's workstation directory is, when the bundle carries one.
+                       "workstation_path": os.path.join(root, WORKSTATION_DIR, target_id) if target.get("workstation") else None}
         entry = targets.setdefault(target_id, {"hosts": [], "path": path, "install_file": target["install_file"]})
         entry["hosts"].append(host)
     return hosts, targets

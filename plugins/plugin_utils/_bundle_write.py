@@ -30,6 +30,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import (
     BundleError,
     member_for,
     pylock_member,
+    workstation_member,
 )
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_sign import sign
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import read_document
@@ -66,6 +67,9 @@ class BundleRequest:
     collection_version: str = ""
     # The project's name and version when no target installs a wheel of it (a virtual project).
     project: t.Mapping[str, t.Any] = field(default_factory=dict)
+    # The registered result of airgap.uv.workstation_cache for the same targets, to carry their
+    # uv caches too (a bundle for workstations inside the gap); empty for a deploy-only bundle.
+    workstation: t.Mapping[str, t.Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,10 +116,38 @@ def collect(request: BundleRequest) -> t.Tuple[t.Dict[str, Member], t.Dict[str, 
         hosts = spec.pop("hosts", [])
         targets[target_id] = {"spec": spec, "hosts": sorted(hosts), "tree": tree, "files": files,
                               "install_file": published.get("install_file")}
+        if request.workstation:
+            targets[target_id]["workstation"] = _workstation_entry(request.workstation, target_id, tree, members)
     missing = sorted(set(request.specs) - set(targets))
     if missing:
         raise BundleError("The wheelhouse was not built for target(s) %s of the targets file." % ", ".join(missing))
     return members, targets
+
+
+def _workstation_entry(caches: t.Mapping[str, t.Any], target_id: str, tree: t.Mapping[str, str],
+                       members: t.Dict[str, Member]) -> dict:
+    """The tree and files of TARGET_ID's workstation directory (what workstation_cache made), adding
+    its files to MEMBERS; uv itself must be the target's own."""
+    ship = (caches.get("targets", {}).get(target_id) or {}).get("path")
+    if not ship or not os.path.isfile(os.path.join(ship, "seed.json")):
+        raise BundleError("The uv cache of target %s was not filled (airgap.uv.workstation_cache); run it for every "
+                          "target of the targets file, not in check mode." % target_id)
+    entry: dict = {"tree": {}, "files": {}}
+    for directory, dummy, names in sorted(os.walk(ship)):
+        for filename in sorted(names):
+            source = os.path.join(directory, filename)
+            relpath = os.path.relpath(source, ship).replace(os.sep, "/")
+            sha256 = sha256_file(source)
+            meta = {"sha256": sha256, "size": os.path.getsize(source),
+                    "mode": 0o755 if os.access(source, os.X_OK) else 0o644}
+            name = workstation_member(relpath, sha256, tree)
+            if name in members and members[name].sha256 != sha256:
+                raise BundleError("Target %s: the workstation's %s is not the target's own %s; fill the uv cache "
+                                  "again with this wheelhouse." % (target_id, relpath, name))
+            members.setdefault(name, Member(name, sha256, meta["size"], meta["mode"], source=source))
+            entry["tree"][relpath] = name
+            entry["files"][relpath] = meta
+    return entry
 
 
 def _generated(request: BundleRequest, members: t.Dict[str, Member], targets: t.Dict[str, dict],

@@ -177,6 +177,43 @@ def test_delta_upgrades_one_package(gap, bundles):
     assert sorted(name.split("-")[0] for name in carried) == ["files/hello_airgap", "files/six"], carried
 
 
+def test_developer_machine_from_a_workstation_bundle(gap, bundles):
+    """Issue 13 through the gap: the bundle also carries the target's uv cache (uv_deploy_bundle_workstation);
+    inside, airgap.uv.workstation prepares a developer machine from it, and the user's own `uv sync` and
+    `uv run` work offline in a checkout they brought, which stays byte-identical."""
+    host = HOSTS[0]
+    outside("airgap.uv.bundle", "-e", "uv_deploy_project=" + bundles["v1"], "-e", "uv_deploy_targets_file=" + gap.path("one-target.yml"),
+            "-e", "uv_deploy_bundle=" + gap.path("ws.tar"), "-e", "uv_deploy_wheelhouse_dir=" + gap.path("wh-ws"),
+            "-e", "uv_deploy_bundle_signing_key=" + bundles["release"], "-e", "uv_deploy_bundle_workstation=true",
+            "-e", "uv_workstation_wheelhouse_dir=" + gap.path("ws-caches"))
+    with tarfile.open(gap.path("ws.tar")) as archive:
+        assert any(name.startswith("cache/") for name in archive.getnames())
+    checkout = gap.path("checkout.tar")
+    with tarfile.open(checkout, "w") as archive:
+        for name in ("pyproject.toml", "uv.lock", "src", "README.md"):
+            if os.path.exists(os.path.join(bundles["v1"], name)):
+                archive.add(os.path.join(bundles["v1"], name), arcname=name)
+    with open(checkout, "rb") as handle:
+        made = subprocess.run([TESTBED, "exec", host, "--", "sh", "-ec",
+                               "id dev >/dev/null 2>&1 || useradd -m -s /bin/sh dev; mkdir -p /home/dev/app; "
+                               "tar -xf - -C /home/dev/app; chown -R dev: /home/dev/app; sha256sum /home/dev/app/uv.lock"],
+                              stdin=handle, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert made.returncode == 0, made.stdout
+    args = ["ansible-playbook", "-i", gap.inventory, "airgap.uv.workstation", "-e", "airgap_uv_hosts=" + host,
+            "-e", "uv_workstation_bundle=" + gap.path("ws.tar"), "-e", "uv_workstation_bundle_allowed_signers=" + gap.path("allowed_signers"),
+            "-e", "uv_workstation_bundle_store=" + gap.path("store"), "-e", "uv_workstation_user=dev",
+            "-e", "uv_workstation_checkout=/home/dev/app"]
+    first = gap.run(args, cwd=gap.tmp, block_imports=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    again = gap.run(args, cwd=gap.tmp, block_imports=True, timeout=600)
+    assert again.returncode == 0 and recap(again.stdout)[host]["changed"] == 0, again.stdout[-3000:]
+    used = subprocess.run([TESTBED, "exec", host, "--", "su", "-", "dev", "-c",
+                           "cd app && uv sync && uv run hello-airgap --help && sha256sum uv.lock"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert used.returncode == 0 and "Usage" in used.stdout, used.stdout[-3000:]
+    assert made.stdout.split()[0] in used.stdout  # uv.lock untouched
+
+
 def _copy(gap, source: str, name: str) -> str:
     shutil.copy(gap.path(source), gap.path(name))
     if os.path.exists(gap.path(source) + ".sig"):

@@ -18,7 +18,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import BundleError
+from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import BundleError, check_document
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import hosts_for, import_bundle, read_document
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_write import BundleRequest, build_bundle
 
@@ -276,3 +276,63 @@ def test_the_store_keeps_the_checked_document(tmp_path):
     assert stored_document(store, outcome.sha256) is None
     imported = import_bundle(outcome.path, store, None, True, keep=2)
     assert stored_document(store, outcome.sha256) == imported.document
+
+
+def _ship(root: str, wheelhouse: dict, chunks: t.Mapping[str, bytes]) -> dict:
+    """A workstation_cache result for TARGET: its uv linked from the wheelhouse, CHUNKS, seed.json."""
+    ship = os.path.join(root, TARGET, "ship")
+    os.makedirs(os.path.join(ship, "cache"))
+    os.makedirs(os.path.join(ship, "bin"))
+    for name in ("uv", "uvx"):
+        os.link(os.path.join(wheelhouse["hosts"][TARGET]["path"], "bin", name), os.path.join(ship, "bin", name))
+    for name, data in chunks.items():
+        with open(os.path.join(ship, "cache", name), "wb") as handle:
+            handle.write(data)
+    with open(os.path.join(ship, "seed.json"), "w", encoding="utf-8") as handle:
+        json.dump({"format": 1, "chunks": sorted(chunks)}, handle)
+    return {"changed": True, "hosts": {TARGET: {"target": TARGET, "path": ship, "ready": True}},
+            "targets": {TARGET: {"path": ship}}}
+
+
+def test_workstation_caches_travel_in_the_bundle(tmp_path):
+    wheelhouse = publish(str(tmp_path / "wh"), WHEELS_V1)
+    chunk = b"archive chunk" * 500
+    caches = _ship(str(tmp_path / "caches"), wheelhouse, {"a1": chunk, "a2": chunk, "metadata": b"links"})
+    request = BundleRequest(wheelhouse=wheelhouse, specs={TARGET: dict(SPEC, hosts=["dev1"])},
+                            dest=str(tmp_path / "out" / "ws.tar"), mtime=0, workstation=caches)
+    outcome = build_bundle(request)
+    document = read_document(outcome.path)
+    entry = document["targets"][TARGET]["workstation"]
+    # uv once (the target's own member), the two equal chunks once, by content.
+    assert entry["tree"]["bin/uv"] == document["targets"][TARGET]["tree"]["bin/uv"]
+    assert entry["tree"]["cache/a1"] == entry["tree"]["cache/a2"] == "cache/" + hashlib.sha256(chunk).hexdigest()
+    with tarfile.open(outcome.path) as archive:
+        assert sum(1 for name in archive.getnames() if name.startswith("cache/")) == 3  # chunk, metadata, seed.json
+    imported = import_bundle(outcome.path, str(tmp_path / "store"), None, True, keep=1)
+    hosts, dummy = hosts_for(imported.document, imported.root, {"dev1": dict(SPEC)})
+    path = hosts["dev1"]["workstation_path"]
+    assert path and not path.startswith(hosts["dev1"]["path"] + os.sep)  # never pushed to a deployed host
+    for relpath, meta in entry["files"].items():
+        with open(os.path.join(path, relpath), "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == meta["sha256"], relpath
+    assert os.access(os.path.join(path, "bin", "uv"), os.X_OK)
+    # A deploy-only bundle says so: no workstation directory.
+    plain = import_bundle(bundle(tmp_path, "plain.tar").path, str(tmp_path / "store2"), None, True, keep=1)
+    assert hosts_for(plain.document, plain.root, {"dev1": dict(SPEC)})[0]["dev1"]["workstation_path"] is None
+
+
+def test_workstation_cache_missing_or_escaping_is_refused(tmp_path):
+    wheelhouse = publish(str(tmp_path / "wh"), WHEELS_V1)
+    request = BundleRequest(wheelhouse=wheelhouse, specs={TARGET: dict(SPEC)}, dest=str(tmp_path / "ws.tar"),
+                            workstation={"changed": False, "targets": {}})
+    with pytest.raises(BundleError, match="uv cache of target %s was not filled" % TARGET):
+        build_bundle(request)
+    # A bundle.json whose workstation tree climbs out of its directory is refused before any file is written.
+    caches = _ship(str(tmp_path / "caches"), wheelhouse, {"a1": b"chunk"})
+    outcome = build_bundle(BundleRequest(wheelhouse=wheelhouse, specs={TARGET: dict(SPEC)},
+                                         dest=str(tmp_path / "ok.tar"), workstation=caches))
+    document = read_document(outcome.path)
+    tree = document["targets"][TARGET]["workstation"]["tree"]
+    tree["cache/.."] = tree.pop("cache/a1")
+    with pytest.raises(BundleError, match=r"maps 'cache/\.\.'"):
+        check_document(document, "edited")
