@@ -20,8 +20,12 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_cache impor
     fill,
     group_args,
     link_binaries,
-    pack,
     python_platform,
+)
+from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_select import (
+    SELECTION_FILE,
+    pack_serving,
+    simulate,
 )
 
 ARGUMENT_SPEC = {
@@ -36,6 +40,7 @@ ARGUMENT_SPEC = {
     "tools": {"type": "list", "elements": "str", "default": []},
     "uv_version": {"type": "str", "required": True},
     "uv_executable": {"type": "path"},
+    "prune": {"type": "bool", "default": True},
 }
 
 
@@ -57,8 +62,14 @@ class ActionModule(ActionBase):
             for target_id, (facts, source_dir, wheel_bytes) in sorted(targets.items()):
                 report = self._one_target(args, uv, finder, target_id, facts, source_dir)
                 report["wheel_bytes"] = wheel_bytes
-                changed = changed or bool(report.get("written") or report.get("removed"))
+                # In check mode a step that would need the index would bring something new.
+                report["changed"] = bool(report.get("written") or report.get("removed")
+                                         or (self._task.check_mode and report.get("online")))
+                changed = changed or report["changed"]
                 targets[target_id] = report
+            for entry in hosts.values():
+                # In check mode, a host whose target would ship something new is reported by the role.
+                entry["pending"] = self._task.check_mode and entry["ready"] and targets[entry["target"]]["changed"]
         except (WorkstationError, UvError, TargetError, OSError) as exc:
             raise AnsibleActionFail(str(exc)) from None
         result.update(changed=changed, hosts=hosts, targets=targets)
@@ -69,9 +80,9 @@ class ActionModule(ActionBase):
         target = Target.from_facts(facts)
         work = os.path.join(args["dest"], target_id)
         ship = os.path.join(work, "ship")
-        if self._task.check_mode:
-            # Nothing is filled or written; the push then compares the host with what shipped last.
-            return {"path": ship, "written": [] if os.path.exists(os.path.join(ship, "seed.json")) else ["seed.json"]}
+        if self._task.check_mode and not os.path.exists(os.path.join(ship, "seed.json")):
+            # Nothing was ever filled: everything is to do.
+            return {"path": ship, "written": ["seed.json"]}
         interpreter, why = finder.for_target(target, platform_specific=False)
         if interpreter is None:
             raise WorkstationError("Cannot fill the uv cache of target %s: %s." % (target_id, why))
@@ -80,9 +91,15 @@ class ActionModule(ActionBase):
             platform=python_platform(target.arch, target.libc_family, target.libc_version, target.os), work=work,
             sync_args=group_args(args["groups"], args["all_groups"], args["extras"], args["all_extras"]),
             tools=args["tools"], environ=dict(os.environ))
+        record = os.path.join(work, SELECTION_FILE)
+        if self._task.check_mode:
+            # What a real run would change, found in a throwaway copy of the cache: nothing here is written.
+            report = simulate(request, ship, args["uv_version"], args["prune"], record)
+            report.update(path=ship, platform=request.platform, controller_python=interpreter.describe())
+            return report
         os.makedirs(work, exist_ok=True)
         online = fill(request)
-        report = pack(request.cache, ship, args["uv_version"])
+        report = pack_serving(request, ship, args["uv_version"], args["prune"], record)
         report["written"] += link_binaries(source_dir, ship)
         report.update(path=ship, online=online, platform=request.platform, controller_python=interpreter.describe())
         return report

@@ -74,13 +74,30 @@ options:
   uv_executable:
     description: The controller's uv; default C(uv) on C(PATH) or beside the Python running Ansible.
     type: path
+  prune:
+    description:
+      - "Ship only what serves: the archives uv uses when the host's steps (C(uv sync --frozen --offline) into a
+        fresh environment, which builds the project editable, and C(uv tool install --offline) of each tool)
+        are replayed against a copy of the cache (archives hard linked, C(UV_LINK_MODE=hardlink): an archive
+        whose files got a new status change time was installed, in an environment or a build environment),
+        and the metadata that goes with them (links, HTTP cache entries, the source entries of built sdists,
+        the index pages of those names, git). A second offline replay against only that must succeed;
+        when either fails, everything ships and C(pruning) in the result says why."
+      - The replays take about a second and run again only when the project's files, the tools, the target
+        or the cache changed (C(<dest>/<target>/selection.json)).
+      - With V(false), everything the cache holds ships (the old lock's wheels too).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
-    support: partial
-    details: Fills and writes nothing; reports a change only for a target that has never shipped.
+    support: full
+    details:
+      - Writes nothing under O(dest). For a target that shipped before, the steps run offline in a throwaway
+        copy of its cache (archives hard linked) and the result is packed in memory and compared with what
+        shipped; a step that would need the index is a change (C(online)).
   diff_mode:
     support: none
   action:
@@ -110,7 +127,8 @@ RETURN = r"""
 hosts:
   description:
     - For each host, its target id (C(target)), the ship directory to push (C(path)) and whether that directory
-      exists (C(ready); false only in check mode before the first real run).
+      exists (C(ready); false only in check mode before the first real run); in check mode, C(pending) when a
+      real run would ship something new to it.
   returned: always
   type: dict
 targets:
@@ -118,7 +136,8 @@ targets:
     - Per target, the chunks C(written) and C(removed) in this run, their number (C(chunks)) and total
       size (C(bytes)), the unpacked size of what they hold (C(unpacked_bytes)), the size of the target's
       wheels in the wheelhouse (C(wheel_bytes)), the steps that needed the index (C(online)), the
-      C(platform) and the C(controller_python) used.
+      C(platform) and the C(controller_python) used, C(pruning) (C(verified), or why everything ships),
+      the archives of the cache that no longer serve and so do not ship (C(left_out)) and C(changed).
   returned: always
   type: dict
 """

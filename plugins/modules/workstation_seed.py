@@ -31,7 +31,12 @@ options:
     type: path
     required: true
   prune:
-    description: Remove the unpacked archives of chunks that an earlier run unpacked and O(src) no longer lists.
+    description:
+      - Remove the unpacked archives of chunks that an earlier run unpacked and O(src) no longer lists, and
+        the metadata files (links, HTTP cache entries, index pages) that the metadata chunk an earlier run
+        unpacked held and the new one does not.
+      - M(airgap.uv.workstation_cache) ships only what serves the current lock and tools, so after a lock
+        change this removes the old lock's wheels from the user's cache. Entries uv itself added are left alone.
     type: bool
     default: true
 attributes:
@@ -67,6 +72,13 @@ unpacked:
   elements: str
 pruned:
   description: Archive directories removed (or to remove) from the cache.
+  returned: always
+  type: list
+  elements: str
+pruned_files:
+  description:
+    - Metadata files of the previous metadata chunk removed from the cache because the new one lacks them
+      (known when the new chunk is unpacked, so empty in check mode).
   returned: always
   type: list
   elements: str
@@ -118,6 +130,7 @@ def _check_members(tar, cache_dir, chunk):
 
 
 def _unpack(path, cache_dir, chunk, entry):
+    """Unpack the chunk at PATH into CACHE_DIR; the names of the files and links it held."""
     root = entry.get("root") or ""
     if root and os.path.lexists(os.path.join(cache_dir, root)):
         shutil.rmtree(os.path.join(cache_dir, root))
@@ -132,6 +145,18 @@ def _unpack(path, cache_dir, chunk, entry):
             tar.extractall(cache_dir, members=members, filter="fully_trusted")
         else:
             tar.extractall(cache_dir, members=members)
+    return sorted(member.name for member in members if not member.isdir())
+
+
+def _prune_files(cache_dir, names):
+    """Remove NAMES (files and links of an earlier metadata chunk) from CACHE_DIR; those removed."""
+    removed = []
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        if _inside(cache_dir, name) and (os.path.islink(path) or os.path.isfile(path)):
+            os.unlink(path)
+            removed.append(name)
+    return removed
 
 
 def _write_record(cache_dir, record):
@@ -155,7 +180,7 @@ def seed(module):
                     or (entry.get("root") and not os.path.isdir(os.path.join(cache_dir, entry["root"]))))
     stale = sorted(name for name in record if name not in chunks) if module.params["prune"] else []
     pruned = sorted(record[name]["root"] for name in stale if record[name].get("root"))
-    result = {"changed": bool(unpack or stale), "unpacked": unpack, "pruned": pruned}
+    result = {"changed": bool(unpack or stale), "unpacked": unpack, "pruned": pruned, "pruned_files": []}
     if module.check_mode or not result["changed"]:
         return result
     os.makedirs(cache_dir, mode=0o755, exist_ok=True)
@@ -164,10 +189,15 @@ def seed(module):
         if _sha256(path) != chunks[name]["sha256"]:
             module.fail_json(msg="%s does not match its sha256 in seed.json: push it again." % path)
         try:
-            _unpack(path, cache_dir, name, chunks[name])
+            files = _unpack(path, cache_dir, name, chunks[name])
         except (ValueError, tarfile.TarError) as exc:
             module.fail_json(msg=str(exc))
-        record[name] = chunks[name]
+        before = record.get(name, {}).get("files") or []
+        record[name] = dict(chunks[name])
+        if not chunks[name].get("root"):
+            record[name]["files"] = files
+            if module.params["prune"]:
+                result["pruned_files"] += _prune_files(cache_dir, sorted(set(before) - set(files)))
         _write_record(cache_dir, record)
     for name in stale:
         root = record.pop(name).get("root")

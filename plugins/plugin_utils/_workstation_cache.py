@@ -87,7 +87,7 @@ def group_args(groups: Sequence[str], all_groups: bool, extras: Sequence[str], a
     return args
 
 
-def _run(request: FillRequest, args: Sequence[str], cwd: str) -> subprocess.CompletedProcess:
+def run_uv(request: FillRequest, args: Sequence[str], cwd: str) -> subprocess.CompletedProcess:
     env = dict(request.environ)
     env.update(UV_CACHE_DIR=request.cache, UV_PROJECT_ENVIRONMENT=os.path.join(request.work, "venv"),
                UV_TOOL_DIR=os.path.join(request.work, "tools"), UV_TOOL_BIN_DIR=os.path.join(request.work, "tool-bin"),
@@ -97,11 +97,13 @@ def _run(request: FillRequest, args: Sequence[str], cwd: str) -> subprocess.Comp
                           stderr=subprocess.PIPE, text=True, check=False)
 
 
-def _offline_then_online(request: FillRequest, args: Sequence[str], cwd: str, what: str) -> bool:
-    """Run ARGS offline; when the cache cannot serve it, online. True when it went online."""
-    if _run(request, [*args, "--offline"], cwd).returncode == 0:
+def _offline_then_online(request: FillRequest, args: Sequence[str], cwd: str, what: str, offline_only: bool) -> bool:
+    """Run ARGS offline; when the cache cannot serve it, online (unless OFFLINE_ONLY). True when it needed the index."""
+    if run_uv(request, [*args, "--offline"], cwd).returncode == 0:
         return False
-    proc = _run(request, args, cwd)
+    if offline_only:
+        return True
+    proc = run_uv(request, args, cwd)
     if proc.returncode != 0:
         raise WorkstationError("%s failed on the controller (uv %s): %s" % (what, " ".join(args), proc.stderr.strip()[-2000:]))
     return True
@@ -125,18 +127,21 @@ def copy_project(project: str, scratch: str) -> None:
     shutil.copytree(project, scratch, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
 
 
-def fill(request: FillRequest) -> list:
-    """Make the target's cache serve the sync and the tools; the steps that needed the network."""
+def fill(request: FillRequest, offline_only: bool = False) -> list:
+    """Make the target's cache serve the sync and the tools; the steps that needed (OFFLINE_ONLY: would need)
+    the network."""
     scratch = os.path.join(request.work, "project")
     copy_project(request.project, scratch)
     python = ["--python-platform", request.platform, "--python", request.python]
     online = []
-    if _offline_then_online(request, ["sync", "--frozen", *request.sync_args, *python], scratch, "uv sync"):
+    if _offline_then_online(request, ["sync", "--frozen", *request.sync_args, *python], scratch, "uv sync",
+                            offline_only):
         online.append("sync")
     for tool in request.tools:
         for scratch_dir in ("tools", "tool-bin"):
             shutil.rmtree(os.path.join(request.work, scratch_dir), ignore_errors=True)
-        if _offline_then_online(request, ["tool", "install", tool, *python], request.work, "uv tool install"):
+        if _offline_then_online(request, ["tool", "install", tool, *python], request.work, "uv tool install",
+                                offline_only):
             online.append(tool)
     return online
 
@@ -173,6 +178,16 @@ def cache_entries(cache: str) -> tuple:
     return sorted(meta), sorted(archives)
 
 
+def archive_links(cache: str, meta: Iterable[str]) -> dict:
+    """The links among META (from ``cache_entries``) and the archive each points to."""
+    links = {}
+    for relative in meta:
+        path = os.path.join(cache, relative)
+        if os.path.islink(path):
+            links[relative] = os.path.normpath(os.path.join(os.path.dirname(relative), os.readlink(path)))
+    return links
+
+
 def _tar_bytes(cache: str, names: Iterable[str]) -> bytes:
     """A deterministic gzip tar of NAMES (relative to CACHE), directories expanded in sorted order."""
     buffer = io.BytesIO()
@@ -202,13 +217,15 @@ def _add(tar: tarfile.TarFile, cache: str, name: str) -> None:
             _add(tar, cache, os.path.join(name, child))
 
 
-def _write_if_changed(path: str, data: bytes) -> bool:
+def _write_if_changed(path: str, data: bytes, dry: bool = False) -> bool:
     try:
         with open(path, "rb") as handle:
             if handle.read() == data:
                 return False
     except FileNotFoundError:
         pass
+    if dry:
+        return True
     temporary = path + ".tmp"
     with open(temporary, "wb") as handle:
         handle.write(data)
@@ -216,11 +233,13 @@ def _write_if_changed(path: str, data: bytes) -> bool:
     return True
 
 
-def pack(cache: str, ship: str, uv_version: str) -> dict:
-    """Write SHIP/cache/*.tar.gz and SHIP/seed.json from CACHE; what changed in SHIP."""
-    meta, archives = cache_entries(cache)
+def pack(cache: str, ship: str, uv_version: str, entries: Optional[tuple] = None, dry: bool = False) -> dict:
+    """Write SHIP/cache/*.tar.gz and SHIP/seed.json from ENTRIES of CACHE (default: all ``cache_entries``);
+    what changed in SHIP (DRY: what would, writing nothing)."""
+    meta, archives = entries if entries is not None else cache_entries(cache)
     chunks_dir = os.path.join(ship, CHUNKS_DIR)
-    os.makedirs(chunks_dir, exist_ok=True)
+    if not dry:
+        os.makedirs(chunks_dir, exist_ok=True)
     chunks, written = {}, []
     before = _previous_chunks(ship)
     for name, kind, members, root in [("meta.tar.gz", "meta", meta, "")] + [
@@ -229,20 +248,23 @@ def pack(cache: str, ship: str, uv_version: str) -> dict:
             # uv never changes an unpacked archive once made: its tar from an earlier run stands.
             chunks[name] = before[name]
             continue
+        if dry and kind == "archive":
+            written.append(name)
+            continue
         data = _tar_bytes(cache, members)
-        if _write_if_changed(os.path.join(chunks_dir, name), data):
+        if _write_if_changed(os.path.join(chunks_dir, name), data, dry):
             written.append(name)
         chunks[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "kind": kind, "root": root}
-    removed = sorted(set(os.listdir(chunks_dir)) - set(chunks))
-    for name in removed:
+    removed = sorted(set(os.listdir(chunks_dir) if os.path.isdir(chunks_dir) else ()) - set(chunks) - set(written))
+    for name in removed if not dry else ():
         os.unlink(os.path.join(chunks_dir, name))
     seed = {"format": 1, "uv_version": uv_version, "chunks": chunks}
     text = (json.dumps(seed, indent=1, sort_keys=True) + "\n").encode()
-    if _write_if_changed(os.path.join(ship, SEED_FILE), text):
+    if (dry and (written or removed)) or _write_if_changed(os.path.join(ship, SEED_FILE), text, dry):
         written.append(SEED_FILE)
     return {"written": written, "removed": removed, "chunks": len(chunks),
             "bytes": sum(c["size"] for c in chunks.values()),
-            "unpacked_bytes": _unpacked_size(cache, meta + archives)}
+            "unpacked_bytes": _unpacked_size(cache, list(meta) + list(archives))}
 
 
 def _previous_chunks(ship: str) -> dict:

@@ -7,7 +7,9 @@ extra, an sdist-only package, a git dependency pinned by the lock, a win32-only 
 prepared on two offline hosts, ws-1 on Debian's Python 3.11 and ws-2 on a pyenv 3.12 shown into
 it. As a non-root user, with no network and no flag typed by hand, every command of the issue
 runs in the checkout; the project is editable; pyproject.toml and uv.lock stay byte-identical.
-Check mode first, then the real run, then a rerun that changes and sends nothing.
+Check mode first, then the real run, then a rerun that changes and sends nothing. Then a lock
+change (a package added, one upgraded): check mode reports it, the rerun sends only what is new,
+the hosts drop what no longer serves the lock, everything still works offline, a rerun is a no-op.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ requires-python = ">=3.9"
 dependencies = ["six", "docopt==0.6.2", "gitdep", "colorama; sys_platform == 'win32'"]
 
 [project.optional-dependencies]
-fast = ["idna"]
+fast = ["idna==3.10"]
 
 [project.scripts]
 wsdemo = "wsdemo:main"
@@ -224,28 +226,63 @@ def test_the_users_own_uv_works_offline_in_the_checkout(bed, prepared, host):
     assert digests(host) == prepared["digests"][host] == controller_digests(bed)
 
 
+def user_cache_state(host: str) -> str:
+    """The user's seed record and the dist-infos of the unpacked archives in the user's cache."""
+    return on_host(host, "cd ~/.cache/uv && sha256sum .airgap-uv-seed.json && ls -d archive-v0/*/*.dist-info | "
+                         "sed 's,^archive-v0/[^/]*/,,' | sort", user=USER).stdout
+
+
 def test_a_lock_change_sends_only_what_is_new(bed, prepared):
+    """attrs comes into the lock and idna is upgraded (3.10 was pinned). Check mode reports it and changes nothing;
+    the real run sends the two new archives, the metadata and the list, not uv; the hosts drop idna 3.10 (it no
+    longer serves the lock); in the user's updated checkout every command still works offline (the project is
+    rebuilt editable from the cached build requirements); a rerun changes nothing."""
     project = bed["project"]
     path = os.path.join(project, "pyproject.toml")
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text.replace('dependencies = ["six",', 'dependencies = ["six", "attrs",'))
+        handle.write(text.replace('dependencies = ["six",', 'dependencies = ["six", "attrs",')
+                     .replace('fast = ["idna==3.10"]', 'fast = ["idna>3.10"]'))
     subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "-q"], cwd=project, check=True)
-    git(project, "commit", "-qam", "attrs")
+    git(project, "commit", "-qam", "attrs, idna upgraded")
+    before = user_cache_state("ws-1")
+    assert "idna-3.10.dist-info" in before and "attrs-" not in before, before
+    seeds = {name: open(name, "rb").read() for name in glob.glob(
+        str(bed["tmp"] / "controller" / "caches" / "*" / "ship" / "seed.json"))}
+
+    check, dummy = playbook(bed, "--check", "--limit", "ws-1")
+    assert check.returncode == 0, check.stdout[-4000:]
+    reported = check.stdout.split("TASK [airgap.uv.uv_workstation : Report that the real run")[1].split("TASK [")[0]
+    assert "changed: [ws-1]" in reported, reported
+    assert user_cache_state("ws-1") == before
+    assert {name: open(name, "rb").read() for name in seeds} == seeds
+
     proc, dummy = playbook(bed, "-v")
     assert proc.returncode == 0, proc.stdout[-4000:]
     push = proc.stdout.split("Copy uv and the cache")[1].split("TASK [")[0]
     for host in HOSTS:
-        sent = json.loads(re.search(r"^changed: \[%s\] => (\{.*\})$" % host, push, re.M).group(1))["sent"]
-        # The new wheel's unpacked archive, uv's metadata and the list: not uv, not the other archives.
-        assert sorted(sent)[-2:] == ["cache/meta.tar.gz", "seed.json"] and len(sent) == 3, sent
-        assert sent[0].startswith("cache/archive-v0-"), sent
-        # The user pulls the change into the checkout; the locked sync installs attrs with no network.
+        result = json.loads(re.search(r"^changed: \[%s\] => (\{.*\})$" % host, push, re.M).group(1))
+        sent = result["sent"]
+        # The new wheels' unpacked archives, uv's metadata and the list: not uv, not the other archives.
+        assert sorted(sent)[-2:] == ["cache/meta.tar.gz", "seed.json"] and len(sent) == 4, sent
+        assert all(name.startswith("cache/archive-v0-") for name in sorted(sent)[:2]), sent
+        print("\n%s: the lock change sent %s, %d bytes" % (host, sent, result["bytes_sent"]))
+        state = user_cache_state(host)
+        assert "idna-3.10.dist-info" not in state and "attrs-" in state and "idna-3." in state, state
+        # The user pulls the change into the checkout: the locked sync rebuilds the project editable (its
+        # pyproject.toml changed) and installs attrs and the new idna with no network; the tools still run.
         pulled = subprocess.run(
             [TESTBED, "exec", host, "--", "su", "-", USER, "-c",
-             "tar -C %s -xf - && cd %s && uv sync --locked && uv run python -c 'import attrs'" % (CHECKOUT, CHECKOUT)],
+             "tar -C %s -xf - && cd %s && uv sync --locked --all-extras --all-groups && uv run pytest -q && "
+             "uv run python -c 'import attrs, idna; print(\"idna\", idna.__version__)' && uvx ruff --version && "
+             "uv tool install --force ruff" % (CHECKOUT, CHECKOUT)],
             input=subprocess.run(["tar", "-C", project, "-cf", "-", "pyproject.toml", "uv.lock"], check=True,
                                  stdout=subprocess.PIPE).stdout,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        assert pulled.returncode == 0 and b"+ attrs==" in pulled.stdout, pulled.stdout.decode()[-3000:]
+        out = pulled.stdout.decode()
+        assert pulled.returncode == 0 and "+ attrs==" in out and "Built wsdemo" in out, out[-3000:]
+        assert "1 passed" in out and "idna 3." in out and "idna 3.10" not in out, out[-3000:]
+
+    again, dummy = playbook(bed)
+    assert again.returncode == 0 and recap(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-4000:]

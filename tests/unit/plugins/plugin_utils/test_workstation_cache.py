@@ -96,7 +96,8 @@ def test_the_seed_unpacks_once_and_prunes_what_no_longer_ships(tmp_path):
     assert first["changed"] and len(first["unpacked"]) == 2
     link = tmp_path / "user" / "wheels-v7" / "pypi" / "six" / "1.17.0-py2.py3-none-any"
     assert (link / "six-1.17.0.dist-info" / "RECORD").read_text() == "six.py,,\n"
-    assert workstation_seed.seed(FakeModule(params)) == {"changed": False, "unpacked": [], "pruned": []}
+    assert workstation_seed.seed(FakeModule(params)) == {"changed": False, "unpacked": [], "pruned": [],
+                                                         "pruned_files": []}
     # The lock moved on: another archive replaces the old one.
     os.rename(tmp_path / "c" / "archive-v0" / "AbC123", tmp_path / "c" / "archive-v0" / "New456")
     os.unlink(tmp_path / "c" / "wheels-v7" / "pypi" / "six" / "1.17.0-py2.py3-none-any")
@@ -109,6 +110,21 @@ def test_the_seed_unpacks_once_and_prunes_what_no_longer_ships(tmp_path):
     assert (link / "six-1.17.0.dist-info" / "RECORD").exists()
     assert (tmp_path / "user" / "simple-v27" / "pypi" / "six.rkyv").read_bytes() == b"new page"
     assert (tmp_path / "user" / "git-v1" / "db" / "abc" / "objects" / "86").read_bytes() == b"object"
+    # The lock dropped six: its link and HTTP entry leave the user's cache with its archive; so does what
+    # else the new metadata chunk lacks (the git object); uv's own entries stay.
+    (tmp_path / "user" / "simple-v27" / "pypi" / "uv-own.rkyv").write_bytes(b"uv's")
+    pack(str(tmp_path / "c"), str(tmp_path / "ship"), "0.13.8", entries=(["simple-v27/pypi/six.rkyv"], []))
+    third = workstation_seed.seed(FakeModule(params))
+    assert third["pruned"] == ["archive-v0/New456"] and third["pruned_files"] == [
+        "git-v1/db/abc/objects/86", "wheels-v7/pypi/six/1.17.0-py2.py3-none-any",
+        "wheels-v7/pypi/six/1.17.0-py2.py3-none-any.http"]
+    assert not os.path.lexists(link) and not (tmp_path / "user" / "archive-v0" / "New456").exists()
+    assert (tmp_path / "user" / "simple-v27" / "pypi" / "six.rkyv").exists()
+    assert (tmp_path / "user" / "simple-v27" / "pypi" / "uv-own.rkyv").exists()
+    # Without prune nothing goes.
+    pack(str(tmp_path / "c"), str(tmp_path / "ship"), "0.13.8", entries=([], []))
+    kept = workstation_seed.seed(FakeModule(dict(params, prune=False)))
+    assert kept["pruned_files"] == [] and (tmp_path / "user" / "simple-v27" / "pypi" / "six.rkyv").exists()
 
 
 @pytest.mark.parametrize("name, link", [("../evil", None), ("/etc/evil", None), ("wheels-v7/x", "../../../etc")])
