@@ -16,7 +16,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
 from ansible_collections.airgap.uv.plugins.module_utils._push_args import TASK_ARGUMENT_SPEC
-from ansible_collections.airgap.uv.plugins.module_utils._push_pull import pulled
+from ansible_collections.airgap.uv.plugins.module_utils._push_pull import pulled, uv_container_name
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import MANIFEST
 from ansible_collections.airgap.uv.plugins.plugin_utils._verify import manifest_mismatches
 
@@ -66,8 +66,11 @@ class ActionModule(ActionBase):
             return answer
         wanted = answer["wanted"]
         mirror = args["mirror_url"]
-        # With a mirror the host fetches its wheels itself; the controller sends the rest.
-        pull = pulled(wanted) if mirror else []
+        # With a mirror the host fetches its wheels and uv itself (uv out of the zip named by the binaries'
+        # sha256, as the mirror's feed made it); the controller sends the rest. In check mode a binary whose
+        # sha256 is not known yet would come from the mirror all the same.
+        container = uv_container_name(files) if mirror else None
+        pull = pulled(wanted, with_uv=bool(container) or self._task.check_mode) if mirror else []
         send = [name for name in wanted if name not in pull]
         result.update(changed=bool(wanted), sent=wanted, files=len(files), pulled=pull,
                       bytes_sent=sum(files[name].get("size") or 0 for name in send),
@@ -80,7 +83,7 @@ class ActionModule(ActionBase):
             return result
 
         module_args = dict(src=src, dest=args["dest"], files={name: files[name] for name in wanted},
-                           stage=args["stage"], mirror_url=mirror, pull=pull)
+                           stage=args["stage"], mirror_url=mirror, pull=pull, uv_container=container)
         if not send:
             applied = self._execute_module(module_name="airgap.uv.push", module_args=module_args, task_vars=task_vars)
             self._remove_tmp_path(self._connection._shell.tmpdir)

@@ -17,10 +17,11 @@ TASK_ARGUMENT_SPEC = dict(
     mirror_url=dict(type="str"),
 )
 
-# What the action plugin passes on to the module: the task's options and its own two.
+# What the action plugin passes on to the module: the task's options and its own.
 MODULE_ARGUMENT_SPEC = dict(
     TASK_ARGUMENT_SPEC,
     files=dict(type="dict"),
     archive=dict(type="path"),
     pull=dict(type="list", elements="str"),
+    uv_container=dict(type="str"),
 )

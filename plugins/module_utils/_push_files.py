@@ -26,11 +26,13 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import time
 import typing as t
+import zipfile
 
 from ansible_collections.airgap.uv.plugins.module_utils._hashing import sha256_file
-from ansible_collections.airgap.uv.plugins.module_utils._push_pull import open_file
+from ansible_collections.airgap.uv.plugins.module_utils._push_pull import MirrorError, file_url, open_file
 from ansible_collections.airgap.uv.plugins.module_utils._shipped_tree import INCOMING, MANIFEST
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath, open_dir, require_root_only
 
@@ -177,11 +179,13 @@ def _unlink_quietly(parent: int, name: str) -> None:
 
 
 def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
-            mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> t.List[t.Tuple[int, str, str, str]]:
+            mirror: t.Optional[str] = None, pull: t.Sequence[str] = (),
+            uv_container: t.Optional[str] = None) -> t.List[t.Tuple[int, str, str, str]]:
     """ARCHIVE's members, and the PULL files fetched from MIRROR, as verified temporary files under ROOT.
 
-    Returns (parent fd, temp name, name, relpath) per file. On any error every temporary file is
-    removed and every descriptor closed.
+    The uv binaries among PULL (bin/*) come out of the zip UV_CONTAINER on the mirror. Returns
+    (parent fd, temp name, name, relpath) per file. On any error every temporary file is removed
+    and every descriptor closed.
     """
     written: t.List[t.Tuple[int, str, str, str]] = []
 
@@ -205,8 +209,13 @@ def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]
         for relpath in pull:
             if relpath not in files:
                 raise ValueError("unexpected file to pull %r" % relpath)
-            with open_file(t.cast(str, mirror), relpath) as stream:
-                write(relpath, stream)
+        binaries = [relpath for relpath in pull if relpath.startswith("bin/")]
+        for relpath in pull:
+            if relpath not in binaries:
+                with open_file(t.cast(str, mirror), relpath) as stream:
+                    _pinned(t.cast(str, mirror), relpath, write, relpath, stream)
+        if binaries:
+            _pull_binaries(t.cast(str, mirror), uv_container, root, binaries, write)
     except BaseException:
         for parent, tmp, dummy, dummy in written:
             _unlink_quietly(parent, tmp)
@@ -215,8 +224,43 @@ def _unpack(root_fd: int, root: str, files: t.Mapping[str, t.Mapping[str, t.Any]
     return written
 
 
+def _pinned(mirror: str, name: str, write: t.Callable[[str, t.IO[bytes]], None], relpath: str,
+            stream: t.IO[bytes]) -> None:
+    """WRITE(RELPATH, STREAM), the file NAME from MIRROR: a sha256 other than the controller's pin is
+    the mirror's fault, and said so."""
+    try:
+        write(relpath, stream)
+    except ValueError as exc:
+        raise MirrorError("the mirror %s served %s (%s) that is not what the controller pinned: %s. Its copy is "
+                          "damaged or was replaced; feed the mirror again (ansible-playbook airgap.uv.mirror)"
+                          % (mirror, name, file_url(mirror, name), exc)) from None
+
+
+def _pull_binaries(mirror: str, container: t.Optional[str], root: str, binaries: t.Sequence[str],
+                   write: t.Callable[[str, t.IO[bytes]], None]) -> None:
+    """The uv BINARIES out of the zip CONTAINER from MIRROR, each checked against its pin by WRITE."""
+    if not container:
+        raise ValueError("the uv binaries are to be pulled but no uv_container names their zip on the mirror")
+    # Downloaded whole first (a zip is read from its end), into an unnamed file beside the set.
+    with tempfile.TemporaryFile(dir=root) as carrier:
+        with open_file(mirror, container) as stream:
+            shutil.copyfileobj(stream, carrier, 1 << 20)
+        carrier.seek(0)
+        try:
+            with zipfile.ZipFile(carrier) as archive:
+                for relpath in binaries:
+                    name = relpath.split("/", 1)[1]
+                    with archive.open(name) as member:
+                        _pinned(mirror, container, write, relpath, t.cast(t.IO[bytes], member))
+        except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+            raise MirrorError("the mirror %s served %s (%s), which is not the zip of uv binaries the controller "
+                              "named (%s). Its copy is damaged or was replaced; feed the mirror again "
+                              "(ansible-playbook airgap.uv.mirror)" % (mirror, container, file_url(mirror, container),
+                                                                       exc)) from None
+
+
 def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
-          mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> t.List[str]:
+          mirror: t.Optional[str] = None, pull: t.Sequence[str] = (), uv_container: t.Optional[str] = None) -> t.List[str]:
     """Put ARCHIVE's members (only names listed in FILES) in place under DEST, as a set.
 
     Every member is written and checked first; only then are they renamed into place, in
@@ -224,7 +268,7 @@ def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Op
     """
     dest_fd = open_dest(dest, create=True)
     try:
-        written = _unpack(dest_fd, dest, files, archive, mirror, pull)
+        written = _unpack(dest_fd, dest, files, archive, mirror, pull, uv_container)
     finally:
         os.close(dest_fd)
     by_path = {relpath: (parent, tmp, name) for parent, tmp, name, relpath in written}
@@ -240,7 +284,7 @@ def apply(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Op
 
 
 def stage(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Optional[str],
-          mirror: t.Optional[str] = None, pull: t.Sequence[str] = ()) -> str:
+          mirror: t.Optional[str] = None, pull: t.Sequence[str] = (), uv_container: t.Optional[str] = None) -> str:
     """Unpack ARCHIVE (and the PULL files from MIRROR) into a new DEST/.incoming/<id>, checked; its path.
 
     Nothing under DEST changes.
@@ -262,7 +306,7 @@ def stage(dest: str, files: t.Mapping[str, t.Mapping[str, t.Any]], archive: t.Op
     finally:
         os.close(incoming_fd)
     try:
-        written = _unpack(staged_fd, staged, files, archive, mirror, pull)
+        written = _unpack(staged_fd, staged, files, archive, mirror, pull, uv_container)
         for parent, tmp, final, dummy in written:
             os.replace(tmp, final, src_dir_fd=parent, dst_dir_fd=parent)
             os.close(parent)

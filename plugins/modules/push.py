@@ -58,10 +58,11 @@ options:
     description:
       - The index inside the air gap (M(airgap.uv.uv_mirror) role, pypiserver), for example
         V(http://10.204.1.254:8080). The host fetches the wheelhouse files it lacks from
-        C(MIRROR_URL/packages/<file>) itself, and each must have the sha256 the controller sent, so
-        integrity never depends on the HTTP link; only the other files (uv, the install files, the
-        manifest) travel from the controller. The controller then sends a wheel once, to the mirror,
-        whatever the number of hosts.
+        C(MIRROR_URL/packages/<file>) itself, and the uv binaries it lacks (C(bin/uv), C(bin/uvx)) out of
+        the zip C(MIRROR_URL/packages/airgap_uv_binaries-0+<digest>-py3-none-any.whl) named by their
+        sha256; each file must have the sha256 the controller sent, so integrity never depends on the
+        HTTP link. Only the install files and the manifest travel from the controller, which sends
+        every other file once, to the mirror, whatever the number of hosts.
       - A mirror that cannot be reached, or lacks a file, fails the task naming the URL, before
         anything on the host changes.
     type: str
@@ -70,6 +71,11 @@ options:
       - Internal, set by the action plugin; do not set it. The files to fetch from O(mirror_url).
     type: list
     elements: str
+  uv_container:
+    description:
+      - Internal, set by the action plugin; do not set it. The file name, on O(mirror_url), of the zip
+        holding the uv binaries to fetch.
+    type: str
   files:
     description:
       - Internal, set by the action plugin; do not set it. The files of O(src) with their sha256,
@@ -179,11 +185,12 @@ def main() -> None:
                              "on a raw module path.")
     try:
         archive, mirror, pull = module.params["archive"], module.params["mirror_url"], module.params["pull"] or []
+        container = module.params["uv_container"]
         if archive is None and not pull:
             module.exit_json(changed=False, wanted=plan(dest, files))
         if module.params["stage"]:
-            module.exit_json(changed=True, staged=stage(dest, files, archive, mirror, pull))
-        written = apply(dest, files, archive, mirror, pull)
+            module.exit_json(changed=True, staged=stage(dest, files, archive, mirror, pull, container))
+        written = apply(dest, files, archive, mirror, pull, container)
     except MirrorError as exc:
         module.fail_json(msg="airgap.uv.push changed nothing on this host: %s. The files there and the environment in "
                              "service are as they were." % exc, mirror_url=mirror)

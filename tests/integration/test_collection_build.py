@@ -206,8 +206,8 @@ def test_installed_tarball_documents_every_plugin_and_role(built, tmp_path):
 
     plugins = _plugins(str(installed))
     assert set(plugins) == {"module"}, plugins
-    assert plugins["module"] == ["bundle", "bundle_import", "fleet_report", "push", "sync", "target_facts", "targets_file",
-                                 "wheelhouse", "workstation_cache", "workstation_seed"], plugins
+    assert plugins["module"] == ["bundle", "bundle_import", "fleet_report", "mirror_feed", "push", "sync", "target_facts",
+                                 "targets_file", "wheelhouse", "workstation_cache", "workstation_seed"], plugins
     listed = doc("-t", "module", "-l", "airgap.uv")
     assert sorted(line.split()[0] for line in listed.splitlines() if line.strip()) == \
         ["airgap.uv." + name for name in plugins["module"]], listed
