@@ -4,10 +4,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
-from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_cache import pack
-from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_select import clone_cache, select
+from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_cache import FillRequest, cache_entries, pack
+from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_select import (
+    clone_cache,
+    inputs_digest,
+    pack_serving,
+    select,
+)
 
 # A cache after a lock change: six stays, attrs left the lock, idna moved from 3.10 to 3.20, docopt (an sdist)
 # stays, an old git dependency build left, hatchling (a build requirement, resolved from its page) stays,
@@ -107,3 +114,44 @@ def test_a_clone_packs_to_the_same_bytes_and_a_dry_pack_writes_nothing(tmp_path)
     assert dry["written"] == ["meta.tar.gz", "seed.json"] and dry["removed"] == ["archive-v0-SIX.tar.gz"]
     assert (tmp_path / "ship" / "seed.json").read_bytes() == seed
     assert sorted(os.listdir(tmp_path / "ship" / "cache")) == sorted(first["written"][:-1])
+
+
+def small_cache(work):
+    """WORK/uv-cache with six (used) and attrs (left the lock), and WORK/project."""
+    cache = work / "uv-cache"
+    for name, version, archive in (("six", "1.17.0", "SIX"), ("attrs", "25.4.0", "ATTRS")):
+        (cache / "archive-v0" / archive / ("%s-%s.dist-info" % (name, version))).mkdir(parents=True)
+        (cache / "archive-v0" / archive / ("%s-%s.dist-info" % (name, version)) / "RECORD").write_text("x\n")
+        (cache / "wheels-v7" / "pypi" / name).mkdir(parents=True)
+        (cache / "wheels-v7" / "pypi" / name / ("%s-py3-none-any.http" % version)).write_bytes(b"policy")
+        os.symlink("../../../archive-v0/%s" % archive, cache / "wheels-v7" / "pypi" / name / ("%s-py3-none-any" % version))
+    (work / "project").mkdir()
+    (work / "project" / "uv.lock").write_text("version = 1\n")
+    # A uv that always fails: any replay fails (and then nothing is pruned).
+    return FillRequest(uv=shutil.which("false"), project=str(work / "project"), python="/usr/bin/python3",
+                       platform="x86_64-manylinux_2_36", work=str(work), tools=["ruff"])
+
+
+def test_a_remembered_selection_replays_nothing(tmp_path):
+    request = small_cache(tmp_path)
+    meta, archives = cache_entries(request.cache)
+    record = str(tmp_path / "selection.json")
+    (tmp_path / "selection.json").write_text(json.dumps({
+        "digest": inputs_digest(request, meta, archives), "used": ["archive-v0/SIX"], "pruning": "verified"}))
+    # The inputs are those of the record: no replay (it would fail and ship everything).
+    report = pack_serving(request, str(tmp_path / "ship"), "0.13.8", True, record)
+    assert report["pruning"] == "verified" and report["left_out"] == ["archive-v0/ATTRS"]
+    assert sorted(os.listdir(tmp_path / "ship" / "cache")) == ["archive-v0-SIX.tar.gz", "meta.tar.gz"]
+    # Another input (the lock) means another answer: here uv cannot replay, so nothing is pruned and the record says why.
+    (tmp_path / "project" / "uv.lock").write_text("version = 1\n# changed\n")
+    report = pack_serving(request, str(tmp_path / "ship"), "0.13.8", True, record)
+    assert report["pruning"].startswith("not pruned: the offline replay against the whole cache failed"), report
+    assert sorted(report["written"]) == ["archive-v0-ATTRS.tar.gz", "meta.tar.gz", "seed.json"]
+    assert json.loads((tmp_path / "selection.json").read_text())["pruning"] == report["pruning"]
+
+
+def test_without_prune_everything_ships(tmp_path):
+    request = small_cache(tmp_path)
+    report = pack_serving(request, str(tmp_path / "ship"), "0.13.8", False, str(tmp_path / "selection.json"))
+    assert report["pruning"].startswith("off") and report["chunks"] == 3
+    assert not (tmp_path / "selection.json").exists()
