@@ -71,6 +71,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
@@ -80,14 +81,6 @@ attributes:
         bundle is reported as changed without being worked out, and RV(sha256) is V(null).
   diff_mode:
     support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -62,20 +62,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
     details: Checks the signature and every member without writing to the store.
   diff_mode:
     support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -61,20 +61,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
     details: Reports what check mode predicted on each host, and writes O(path) all the same.
   diff_mode:
     support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - Run it once (C(run_once)) after each batch; the role does. The durations are measured from the start
     of a host's copy to the end of its sync (or rollback), so they include waiting for the other hosts of

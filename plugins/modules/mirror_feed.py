@@ -67,20 +67,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
     details: Reports what would be sent and removed; nothing is sent, recorded or removed.
   diff_mode:
     support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - With several O(sources), check mode plans each feed against the mirror as it is, not as the feeds
     before it in the list would leave it.

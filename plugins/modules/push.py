@@ -88,20 +88,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
     details: Lists the files that would be added or replaced.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - Symbolic links and empty directories in O(src) are not copied.
   - No symbolic link on the host is followed below O(dest). A link where a directory should be

@@ -51,6 +51,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
@@ -58,14 +59,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows the file before and after.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - The playbook C(airgap.uv.targets) gathers the facts and calls this action once.
 """

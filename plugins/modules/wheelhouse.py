@@ -161,6 +161,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - airgap.uv.action_plugin
 attributes:
   check_mode:
     support: full
@@ -172,14 +173,6 @@ attributes:
       - C(changed) is what the real run would report.
   diff_mode:
     support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - Credentials for a private index come from the configuration uv itself reads on the controller
     (C(UV_INDEX_<NAME>_USERNAME)/C(UV_INDEX_<NAME>_PASSWORD), credentials in C(UV_INDEX), C(UV_DEFAULT_INDEX),
