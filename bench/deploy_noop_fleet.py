@@ -22,58 +22,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _fleet  # noqa: E402  (bench/_fleet.py: hosts, links, playbook runs)
+
 STATE = "/opt/airgap-uv/hello-airgap/.venv.releases.state.json"
 DROP_RECORD = ("import json; p = %r; d = json.load(open(p)); d.pop('noop_result', None); "
                "json.dump(d, open(p, 'w'))" % STATE)
 
 
-def env() -> dict:
-    out = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"), ANSIBLE_PIPELINING="true",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    out.pop("PYTHONPATH", None)
-    return out
-
-
 def playbook(inventory: str, project: str, wheelhouse: str, forks: int) -> float:
-    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "airgap.uv.deploy_offline",
-            "-e", "uv_deploy_project=%s" % project, "-e", "uv_deploy_wheelhouse_dir=%s" % wheelhouse,
-            "-f", str(forks)]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
-    took = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit("deploy failed:\n%s" % proc.stdout[-4000:])
-    return took
+    return _fleet.run(_fleet.deploy_argv(inventory, project, wheelhouse, forks=forks), "deploy_offline")[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument("--prefix", default="bench", help="host names PREFIX-1..N")
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    names = ["bench-%d" % i for i in range(1, options.hosts + 1)]
-    work = tempfile.mkdtemp(prefix="airgap-uv-fleet-")
-    try:
-        subprocess.run([TESTBED, "down", *names], check=True, capture_output=True)
-        subprocess.run([TESTBED, "up", *names], check=True, capture_output=True)
+    names = ["%s-%d" % (options.prefix, i) for i in range(1, options.hosts + 1)]
+    with _fleet.workdir("airgap-uv-fleet-", names) as work:
         inventory = os.path.join(work, "inventory.yml")
-        subprocess.run([TESTBED, "inventory", "--write", inventory, *names], check=True, capture_output=True)
-        project = os.path.join(work, "hello-airgap")
-        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-        subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", project], check=True,
-                       env=env())
+        _fleet.hosts_up(names, inventory)
+        project = _fleet.copy_example(work)
         wheelhouse = os.path.join(work, "wheelhouse")
         first = playbook(inventory, project, wheelhouse, len(names))
         playbook(inventory, project, wheelhouse, len(names))  # records the no-op on every host
@@ -81,7 +56,7 @@ def main() -> None:
         for dummy in range(options.rounds):
             times["with record"].append(playbook(inventory, project, wheelhouse, len(names)))
             for name in names:
-                subprocess.run([TESTBED, "exec", name, "--", "python3", "-c", DROP_RECORD], check=True)
+                subprocess.run([_fleet.TESTBED, "exec", name, "--", "python3", "-c", DROP_RECORD], check=True)
             times["without record"].append(playbook(inventory, project, wheelhouse, len(names)))
         medians = {key: statistics.median(values) for key, values in times.items()}
         print("hosts: %d, rounds: %d, first deploy: %.1f s" % (len(names), options.rounds, first))
@@ -91,9 +66,6 @@ def main() -> None:
         print("the record saves %.2f s, %.1f %% of the no-op playbook without it"
               % (saved, 100 * saved / medians["without record"]))
         print(json.dumps({"medians": medians, "runs": times}))
-    finally:
-        subprocess.run([TESTBED, "down", *names], check=False, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,34 +26,15 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTBED = os.path.join(REPO, "tests", "testbed", "offline-hosts")
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-EXAMPLE = os.path.join(REPO, "examples", "hello-airgap")
-
-
-def env() -> dict:
-    out = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"), ANSIBLE_PIPELINING="true",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    out.pop("PYTHONPATH", None)
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _fleet  # noqa: E402  (bench/_fleet.py: hosts, links, playbook runs)
 
 
 def timed(argv: list[str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
-    took = time.perf_counter() - start
-    print("  %.2f s  %s" % (took, " ".join(os.path.basename(a) for a in argv[3:5])), file=sys.stderr, flush=True)
-    if proc.returncode != 0:
-        sys.exit("failed: %s\n%s" % (" ".join(argv), proc.stdout[-4000:]))
+    took, proc = _fleet.run(argv)
     return took, proc.stdout
 
 
@@ -85,24 +66,17 @@ def ping_playbook(path: str, count: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=30)
+    parser.add_argument("--prefix", default="fleet", help="host names PREFIX-1..N")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    names = ["fleet-%d" % i for i in range(1, options.hosts + 1)]
-    work = tempfile.mkdtemp(prefix="airgap-uv-fleet-noop-")
-    try:
-        subprocess.run([TESTBED, "down", *names], check=True, capture_output=True)
-        start = time.perf_counter()
-        subprocess.run([TESTBED, "up", *names], check=True, capture_output=True)
-        print("  %.2f s  up %d hosts" % (time.perf_counter() - start, len(names)), file=sys.stderr, flush=True)
+    names = ["%s-%d" % (options.prefix, i) for i in range(1, options.hosts + 1)]
+    with _fleet.workdir("airgap-uv-fleet-noop-", names) as work:
         inventory = os.path.join(work, "inventory.yml")
-        subprocess.run([TESTBED, "inventory", "--write", inventory, *names], check=True, capture_output=True)
-        project = os.path.join(work, "hello-airgap")
-        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-        subprocess.run([os.path.join(VENV_BIN, "uv"), "lock", "--quiet", "--directory", project], check=True, env=env())
+        _fleet.hosts_up(names, inventory)
+        project = _fleet.copy_example(work)
         forks = str(len(names))
-        deploy = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "airgap.uv.deploy_offline", "-f", forks,
-                  "-e", "uv_deploy_project=%s" % project, "-e", "uv_deploy_wheelhouse_dir=%s" % os.path.join(work, "wh"),
-                  "-e", "uv_deploy_report_path=%s" % os.path.join(work, "fleet.json")]
+        deploy = _fleet.deploy_argv(inventory, project, os.path.join(work, "wh"), "-e",
+                                    "uv_deploy_report_path=%s" % os.path.join(work, "fleet.json"), forks=len(names))
         first, dummy = timed(deploy)
         dummy, out = timed(deploy)  # records the no-op on every host
         count, remote = tasks_per_host(out, names[-1]), remote_tasks(out)
@@ -113,7 +87,7 @@ def main() -> None:
         for dummy in range(options.rounds):
             times["no-op deploy"].append(timed(deploy)[0])
             for key, ping in floors.items():
-                times[key].append(timed([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, ping,
+                times[key].append(timed([_fleet.PLAYBOOK, "-i", inventory, ping,
                                          "-f", forks])[0])
         with open(os.path.join(work, "fleet.json"), encoding="utf-8") as handle:
             summary = json.load(handle)["summary"]
@@ -125,9 +99,6 @@ def main() -> None:
             print("%-19s median %.2f s  (%s)" % (key, medians[key], ", ".join("%.2f" % v for v in values)))
         for key in floors:
             print("no-op deploy / %s: %.2fx" % (key, medians["no-op deploy"] / medians[key]))
-    finally:
-        subprocess.run([TESTBED, "down", *names], check=False, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
