@@ -14,15 +14,10 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.airgap.uv.plugins.module_utils._mirror_feed_args import TASK_ARGUMENT_SPEC
 from ansible_collections.airgap.uv.plugins.plugin_utils._mirror_feed import Feed, FeedError, collect
 
-ARGUMENT_SPEC = dict(
-    sources=dict(type="list", elements="path", required=True),
-    dest=dict(type="path", required=True),
-    state=dict(type="path", required=True),
-    keep=dict(type="int", default=3),
-    cache_dir=dict(type="path", default="~/.cache/airgap-uv"),
-)
+ARGUMENT_SPEC = TASK_ARGUMENT_SPEC
 
 
 class ActionModule(ActionBase):

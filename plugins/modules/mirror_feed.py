@@ -145,6 +145,7 @@ import tarfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.airgap.uv.plugins.module_utils._host_safety import UnsafePath
+from ansible_collections.airgap.uv.plugins.module_utils._mirror_feed_args import MODULE_ARGUMENT_SPEC
 from ansible_collections.airgap.uv.plugins.module_utils._mirror_state import (
     check_names,
     feed_id,
@@ -156,17 +157,7 @@ from ansible_collections.airgap.uv.plugins.module_utils._mirror_state import (
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import apply, open_dest
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import plan as wanted_files
 
-ARGUMENT_SPEC = dict(
-    sources=dict(type="list", elements="path", required=True),
-    dest=dict(type="path", required=True),
-    state=dict(type="path", required=True),
-    keep=dict(type="int", default=3),
-    cache_dir=dict(type="path", default="~/.cache/airgap-uv"),
-    project=dict(type="str"),
-    files=dict(type="dict"),
-    archive=dict(type="path"),
-    apply=dict(type="bool", default=False),
-)
+ARGUMENT_SPEC = MODULE_ARGUMENT_SPEC
 
 
 def main() -> None:
