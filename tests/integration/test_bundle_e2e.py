@@ -203,6 +203,12 @@ def test_developer_machine_from_a_workstation_bundle(gap, bundles):
             "-e", "uv_workstation_bundle=" + gap.path("ws.tar"), "-e", "uv_workstation_bundle_allowed_signers=" + gap.path("allowed_signers"),
             "-e", "uv_workstation_bundle_store=" + gap.path("store"), "-e", "uv_workstation_user=dev",
             "-e", "uv_workstation_checkout=/home/dev/app"]
+    # A bundle built without the caches is refused before the host is touched, naming the option.
+    plain = gap.run([arg.replace(gap.path("ws.tar"), gap.path("one-target.tar")).replace(gap.path("store"), gap.path("plain-store"))
+                     for arg in args], cwd=gap.tmp, block_imports=True, timeout=600)
+    assert plain.returncode != 0 and "uv_deploy_bundle_workstation=true" in plain.stdout, plain.stdout[-3000:]
+    assert subprocess.run([TESTBED, "exec", host, "--", "test", "-e", "/opt/airgap-uv/workstation"],
+                          check=False).returncode == 1
     first = gap.run(args, cwd=gap.tmp, block_imports=True, timeout=600)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     again = gap.run(args, cwd=gap.tmp, block_imports=True, timeout=600)
