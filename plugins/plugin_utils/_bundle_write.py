@@ -35,6 +35,7 @@ from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_format import (
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_sign import sign
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_read import read_document
 from ansible_collections.airgap.uv.plugins.plugin_utils._bundle_extras import pylock_for, sbom_for
+from ansible_collections.airgap.uv.plugins.plugin_utils._workstation_cache import SEED_FILE
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _workstation_entry(caches: t.Mapping[str, t.Any], target_id: str, tree: t.Ma
     """The tree and files of TARGET_ID's workstation directory (what workstation_cache made), adding
     its files to MEMBERS; uv itself must be the target's own."""
     ship = (caches.get("targets", {}).get(target_id) or {}).get("path")
-    if not ship or not os.path.isfile(os.path.join(ship, "seed.json")):
+    if not ship or not os.path.isfile(os.path.join(ship, SEED_FILE)):
         raise BundleError("The uv cache of target %s was not filled (airgap.uv.workstation_cache); run it for every "
                           "target of the targets file, not in check mode." % target_id)
     entry: dict = {"tree": {}, "files": {}}
