@@ -46,7 +46,7 @@ def tasks_per_host(output: str, host: str) -> int:
 
 
 # The tasks of a no-op deploy that run a module on the host (the others run on the controller).
-REMOTE_TASKS = ("Describe the host as a target for Python wheels", "Create the deployment root",
+REMOTE_TASKS = ("Describe the host as a target for Python wheels",
                 "Send uv, this host's wheels and its install file (only what the host lacks)",
                 "Sync the virtual environment from the wheelhouse")
 

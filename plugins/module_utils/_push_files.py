@@ -109,11 +109,24 @@ def open_dest(dest: str, create: bool) -> int:
         return open_dir(dest)
     except OSError as exc:
         if exc.errno == errno.ENOENT and create:
-            os.makedirs(dest, 0o755)
+            make_dirs(dest)
             return open_dir(dest)
         if exc.errno == errno.ENOENT:
             return -1
         raise
+
+
+def make_dirs(path: str) -> None:
+    """PATH and its missing parents, each mode 0755 whatever the umask: the deployment root must
+    be traversable by the service user its environment runs as."""
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        make_dirs(parent)
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        return  # made meanwhile by a concurrent run: left as it is
+    os.chmod(path, 0o755)
 
 
 def _differs(parent: int, name: str, meta: t.Mapping[str, t.Any]) -> bool:

@@ -23,9 +23,6 @@ import typing as t
 import urllib.error
 import urllib.parse
 
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
-
 # The files a host may take from the mirror: the wheelhouse's files, and the uv binaries (bin/*,
 # from their zip); the install files and the manifest still come from the controller.
 PULLED_PREFIX = "wheelhouse/"
@@ -72,6 +69,11 @@ def file_url(base: str, relpath: str) -> str:
 
 def open_file(base: str, relpath: str) -> t.IO[bytes]:
     """A stream of RELPATH's file from the mirror at BASE; MirrorError when it cannot be had."""
+    # Imported here: every push and sync imports this file, few fetch (ansible.module_utils.urls costs
+    # about 30 ms of imports on the host).
+    from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+    from ansible.module_utils.urls import open_url
+
     url = file_url(base, relpath)
     try:
         # No proxy: a host inside the air gap talks to the mirror directly, whatever its environment says.

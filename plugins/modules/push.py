@@ -31,7 +31,7 @@ options:
     type: path
     required: true
   dest:
-    description: Directory on the host. Created (mode 0755) when missing.
+    description: Directory on the host. Created with its missing parents (mode 0755, whatever the umask) when missing.
     type: path
     required: true
   stage:

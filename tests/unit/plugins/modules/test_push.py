@@ -170,3 +170,22 @@ def test_unknown_sizes_or_hashes_count_as_to_send(tmp_path):
     apply(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
     files["bin/uv"] = dict(files["bin/uv"], sha256=None, size=None)
     assert plan(str(dest), files) == ["bin/uv"]
+
+
+def test_a_missing_deployment_root_is_made_0755_whatever_the_umask(tmp_path):
+    """The push makes the deployment root (the role has no task of its own for it): a service user
+    must be able to traverse it, so a tight umask on the host does not decide its mode."""
+    src, dest = tmp_path / "src", tmp_path / "opt" / "airgap-uv" / "app"
+    files = make_tree(src)
+    old = os.umask(0o077)
+    try:
+        staged = stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "opt", tmp_path / "opt" / "airgap-uv", dest):
+        assert os.stat(directory).st_mode & 0o7777 == 0o755, directory
+    assert os.stat(staged).st_mode & 0o777 == 0o700
+    # An existing root keeps its mode.
+    os.chmod(dest, 0o750)
+    stage(str(dest), files, bundle(src, sorted(files), tmp_path / "all.tar"))
+    assert os.stat(dest).st_mode & 0o7777 == 0o750
