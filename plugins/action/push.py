@@ -2,7 +2,7 @@
 # Copyright: airgap.uv contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller side of airgap.uv.push: ask the host what it lacks, send that in one archive."""
+"""Controller side of airgap.uv.push: ask the host what it lacks (unless it has no DEST), send that in one archive."""
 
 from __future__ import annotations
 
@@ -59,12 +59,15 @@ class ActionModule(ActionBase):
                     "concurrent deployment its own wheelhouse directory (uv_deploy_wheelhouse_dir), and run again."
                     % (src, ", ".join(sorted(set(files).symmetric_difference(expected))
                                       or [n for n in sorted(files) if files[n] != expected[n]])))
-        answer = self._execute_module(module_name="airgap.uv.push",
-                                      module_args=dict(src=src, dest=args["dest"], files=files),
-                                      task_vars=task_vars)
-        if answer.get("failed"):
-            return answer
-        wanted = answer["wanted"]
+        if args["dest_absent"]:
+            wanted = sorted(files)  # the host has no DEST: nothing to ask it
+        else:
+            answer = self._execute_module(module_name="airgap.uv.push",
+                                          module_args=dict(src=src, dest=args["dest"], files=files),
+                                          task_vars=task_vars)
+            if answer.get("failed"):
+                return answer
+            wanted = answer["wanted"]
         mirror = args["mirror_url"]
         # With a mirror the host fetches its wheels and uv itself (uv out of the zip named by the binaries'
         # sha256, as the mirror's feed made it); the controller sends the rest. In check mode a binary whose

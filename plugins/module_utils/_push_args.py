@@ -14,6 +14,7 @@ TASK_ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
     stage=dict(type="bool", default=False),
     expected=dict(type="dict"),
+    dest_absent=dict(type="bool", default=False),
     mirror_url=dict(type="str"),
 )
 

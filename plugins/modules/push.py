@@ -54,6 +54,16 @@ options:
         nothing. Another run that rebuilt the directory in between (another C(uv.lock), other hosts)
         would otherwise have this run send its files.
     type: dict
+  dest_absent:
+    description:
+      - The caller knows that O(dest) does not exist on the host, as M(airgap.uv.target_facts) with
+        O(airgap.uv.target_facts#module:root) reports it. Every file is then sent without first asking the
+        host what it lacks, one module call less per host on a first deploy (the M(airgap.uv.uv_deploy) role
+        sets it).
+      - Safe when that knowledge is out of date (another run made O(dest) since). The files sent are still
+        checked against their sha256 on the host and land as a set; only bytes the host had travel again.
+    type: bool
+    default: false
   mirror_url:
     description:
       - The index inside the air gap (M(airgap.uv.uv_mirror) role, pypiserver), for example

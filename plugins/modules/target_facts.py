@@ -46,6 +46,12 @@ options:
       - The deployment roles pass it so that a fleet report can name the release every host ran before
         the deployment, including hosts a stopped rollout never reached.
     type: path
+  root:
+    description:
+      - A deployment root (the O(airgap.uv.push#module:dest) of a later push). Whether it exists is
+        returned as RV(ansible_facts.airgap_uv_root), so that a first deploy's push can send every
+        file without asking the host what it lacks (O(airgap.uv.push#module:dest_absent)).
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -194,6 +200,18 @@ ansible_facts:
           description: The deployed project's version in that release, V(null) when its record does not name it.
           type: str
           sample: 1.4.0
+    airgap_uv_root:
+      description:
+        - The deployment root O(root) when O(root) is set, else not returned.
+      returned: when O(root) is set
+      type: dict
+      contains:
+        path:
+          description: O(root).
+          type: str
+        exists:
+          description: Whether O(root) exists on the host (as anything, a file or link there counts too).
+          type: bool
 """
 
 import json
@@ -379,6 +397,7 @@ def main() -> None:
             python=dict(type="str"),
             uv=dict(type="path"),
             venv=dict(type="path"),
+            root=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -404,6 +423,8 @@ def main() -> None:
     found = {"airgap_uv_target": facts}
     if module.params["venv"]:
         found["airgap_uv_release"] = _release_in_service(module.params["venv"])
+    if module.params["root"]:
+        found["airgap_uv_root"] = {"path": module.params["root"], "exists": os.path.lexists(module.params["root"])}
     module.exit_json(changed=False, ansible_facts=found)
 
 
