@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import stat
 import tarfile
 import tempfile
+import typing as t
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -91,22 +95,17 @@ class ActionModule(ActionBase):
             applied = self._execute_module(module_name="airgap.uv.push", module_args=module_args, task_vars=task_vars)
             self._remove_tmp_path(self._connection._shell.tmpdir)
         else:
-            applied = self._send(src, send, module_args, task_vars)
+            applied = self._send(src, send, files, module_args, task_vars)
         if applied.get("failed"):
             return applied
         if applied.get("staged"):
             result["staged"] = applied["staged"]
         return result
 
-    def _send(self, src: str, send: list, module_args: dict, task_vars) -> dict:
+    def _send(self, src: str, send: list, files: dict, module_args: dict, task_vars) -> dict:
         """SEND (paths under SRC) in one archive, then the module puts them (and any pulled files) in place."""
-        fd, bundle = tempfile.mkstemp(prefix="airgap-uv-push-", suffix=".tar")
-        os.close(fd)
+        bundle, shared = _archive(src, send, files)
         try:
-            # Wheels are compressed already: a plain tar costs no CPU and is one transfer.
-            with tarfile.open(bundle, "w") as archive:
-                for name in send:
-                    archive.add(os.path.join(src, *name.split("/")), arcname=name, recursive=False)
             remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
             remote_bundle = self._connection._shell.join_path(remote_tmp, "push.tar")
             self._transfer_file(bundle, remote_bundle)
@@ -114,7 +113,8 @@ class ActionModule(ActionBase):
             return self._execute_module(module_name="airgap.uv.push", module_args=dict(module_args, archive=remote_bundle),
                                         task_vars=task_vars)
         finally:
-            os.unlink(bundle)
+            if not shared:
+                os.unlink(bundle)
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
     @staticmethod
@@ -133,6 +133,41 @@ class ActionModule(ActionBase):
                 "it checks every controller file against uv.lock and fetches or rebuilds the bad ones."
                 % (src, "; ".join(refused)))
         return files
+
+
+def _archive(src: str, send: list, files: dict) -> t.Tuple[str, bool]:
+    """The tar of SEND (paths under SRC, described in FILES) on the controller, and whether hosts share it.
+
+    Every host of a target that lacks all of SRC's files (a first deploy) is sent the same archive: it is
+    written once per run, named by its content, in Ansible's local temporary directory, which
+    ansible-playbook removes when it ends (its workers are forks that share it). Any other set is
+    written for this host alone, and removed once sent.
+    """
+    if sorted(send) == sorted(files) and all(files[name].get("sha256") for name in send):
+        key = hashlib.sha256("".join("%s %s %o\n" % (name, files[name]["sha256"], files[name]["mode"])
+                                     for name in sorted(send)).encode("utf-8")).hexdigest()
+        path = os.path.join(C.DEFAULT_LOCAL_TMP, "airgap-uv-push-%s.tar" % key[:32])
+        with open(path + ".lock", "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the first host's worker writes it; the others wait, then reuse it
+            if not os.path.exists(path):
+                _write_tar(src, send, path + ".part")
+                os.replace(path + ".part", path)
+        return path, True
+    fd, path = tempfile.mkstemp(prefix="airgap-uv-push-", suffix=".tar", dir=C.DEFAULT_LOCAL_TMP)
+    os.close(fd)
+    try:
+        _write_tar(src, send, path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path, False
+
+
+def _write_tar(src: str, send: list, path: str) -> None:
+    # Wheels are compressed already: a plain tar costs no CPU and is one transfer.
+    with tarfile.open(path, "w") as archive:
+        for name in send:
+            archive.add(os.path.join(src, *name.split("/")), arcname=name, recursive=False)
 
 
 def _content(files: dict) -> dict:

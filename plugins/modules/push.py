@@ -112,6 +112,8 @@ notes:
     should be is replaced by the file. Running as root, O(dest) and every directory above it must be
     changeable by root alone (root-owned, not group- or world-writable).
   - The host hashes the files it has on every run; hashing is fast compared with a transfer.
+  - The files travel as one uncompressed tar. Hosts of one target that lack every file (a first deploy)
+    are sent the same archive, written once per run in Ansible's local temporary directory.
 seealso:
   - module: ansible.builtin.copy
   - module: airgap.uv.wheelhouse

@@ -13,6 +13,8 @@ import shutil
 import typing as t
 from unittest import mock
 
+from ansible import constants as C
+
 from ansible_collections.airgap.uv.plugins.action.push import ActionModule, describe_tree
 from ansible_collections.airgap.uv.plugins.module_utils._push_files import land, plan, stage
 
@@ -35,6 +37,7 @@ class LocalHost:
     def __init__(self, tmp) -> None:
         self.tmp = tmp
         self.calls: t.List[str] = []
+        self.uploaded: t.List[str] = []  # the controller's archives, as the connection read them
 
     def execute_module(self, module_name: str, module_args: dict, task_vars: dict) -> dict:
         if module_args.get("archive") is None and not module_args.get("pull"):
@@ -45,6 +48,7 @@ class LocalHost:
 
     def transfer_file(self, local: str, remote: str) -> str:
         self.calls.append("upload")
+        self.uploaded.append(local)
         shutil.copyfile(local, remote)
         return remote
 
@@ -85,3 +89,32 @@ def test_a_host_without_dest_is_not_asked_what_it_lacks(tmp_path):
     host.calls.clear()
     again = run(host, src=str(src), dest=str(dest), expected=files)
     assert host.calls == ["plan"] and not again["changed"] and again["sent"] == []
+
+
+def test_hosts_that_lack_everything_share_one_archive_per_run(tmp_path, monkeypatch):
+    """A first deploy sends each host of a target the same files: the controller writes that tar once (in
+    Ansible's per-run temporary directory, which ansible-playbook removes at its end), not once per host."""
+    local = tmp_path / "ansible-local"
+    local.mkdir()
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(local))
+    src = tmp_path / "src"
+    files = make_src(src)
+    remote_tmp = tmp_path / "remote-tmp"
+    remote_tmp.mkdir()
+    host = LocalHost(remote_tmp)
+    for name in ("web1", "web2"):
+        dest = tmp_path / name / "app"
+        land(run(host, src=str(src), dest=str(dest), expected=files, dest_absent=True)["staged"])
+        assert plan(str(dest), files) == []
+    assert len(host.uploaded) == 2 and host.uploaded[0] == host.uploaded[1] and os.path.isfile(host.uploaded[0])
+    assert sorted(os.listdir(local)) == [os.path.basename(host.uploaded[0]), os.path.basename(host.uploaded[0]) + ".lock"]
+
+    # A host that lacks only some files gets an archive of its own, removed once sent.
+    dest = tmp_path / "web3" / "app"
+    land(run(host, src=str(src), dest=str(dest), expected=files, dest_absent=True)["staged"])
+    os.unlink(dest / "requirements.txt")
+    partial = run(host, src=str(src), dest=str(dest), expected=files)
+    assert partial["sent"] == ["requirements.txt"] and host.uploaded[-1] != host.uploaded[0]
+    assert not os.path.exists(host.uploaded[-1]) and len(os.listdir(local)) == 2
+    land(partial["staged"])
+    assert plan(str(dest), files) == []
