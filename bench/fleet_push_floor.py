@@ -123,6 +123,10 @@ def one_round(index: int, options, names: list, work: str, project: str, home: s
     out = {"load_before": _fleet.load()}
     for what in order:
         _fleet.hosts_up(names, inventory)
+        # Untimed: the floor leaves its ~3.7 GB unwritten (a bare uv pip sync flushes nothing), and the test
+        # hosts share one file system, so the playbook's syncfs (its releases are made durable) would write
+        # the previous case's data too.
+        os.sync()
         links = _fleet.links(names)
         before = _fleet.counters(links)
         if what == "floor":
