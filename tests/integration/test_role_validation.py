@@ -101,11 +101,17 @@ def test_good_values_pass_the_checks(tmp_path):
     ("-C -o ControlMaster=auto -o ControlPersist=60s", None, "-o ControlMaster=auto -o ControlPersist=60s"),
     ("-o Compression=yes -C", None, "-o Compression=yes"),
     ("-C -o ControlMaster=auto", "true", None),  # asked for: the play leaves ssh_args alone
+    ("-C -o ControlMaster=auto", "mirror", None),  # hosts fetch from the mirror: only module code on SSH
+    ("-C -o ControlMaster=auto", "mirror,false", "-o ControlMaster=auto"),
 ])
 def test_files_travel_uncompressed_unless_asked(tmp_path, ssh_args, compression, expected):
     """The playbook's first task drops `-C` from the configured ssh_args (wheels are compressed already;
-    bench/README.md measured push 17 s -> 6 s per host), unless airgap_uv_ssh_compression is true."""
+    bench/README.md measured push 17 s -> 6 s per host), unless airgap_uv_ssh_compression is true or,
+    by default, the hosts fetch their files from the mirror."""
     extra = ["-v", "-e", "uv_deploy_network=bogus"]  # stop at the role's first check
+    if compression and compression.startswith("mirror"):
+        extra += ["-e", "uv_deploy_source=mirror"]
+        compression = compression.partition(",")[2]
     if compression:
         extra += ["-e", "airgap_uv_ssh_compression=" + compression]
     env = dict(ansible_env(), ANSIBLE_SSH_ARGS=ssh_args)
