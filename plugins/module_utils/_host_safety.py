@@ -21,6 +21,7 @@ import errno
 import grp
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import typing as t
@@ -91,14 +92,32 @@ def run_as_for(uid: int, gid: int) -> t.Optional[RunAs]:
 
 
 def run(argv: t.List[str], env: t.Mapping[str, str], run_as: t.Optional[RunAs] = None,
-        cwd: str = "/") -> subprocess.CompletedProcess:
-    """Run ARGV (output captured), as RUN_AS when given."""
+        cwd: str = "/", timeout: t.Optional[float] = None) -> subprocess.CompletedProcess:
+    """Run ARGV (output captured), as RUN_AS when given.
+
+    With TIMEOUT (seconds) the command runs in a session of its own, and the whole session is
+    killed when it outlasts it (``subprocess.TimeoutExpired``, with the output so far): a
+    command's children do not keep running after it.
+    """
     kwargs: t.Dict[str, t.Any] = {}
     if run_as is not None:
         kwargs = run_as.popen_kwargs()
         env = run_as.environ(env)
-    return subprocess.run(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=False, **kwargs)
+    if timeout is None:
+        return subprocess.run(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False, **kwargs)
+    with subprocess.Popen(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass  # gone meanwhile
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 # ---------------------------------------------------------------------------

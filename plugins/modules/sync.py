@@ -233,6 +233,23 @@ options:
         which release is in service, and the message names the release to roll back to.
     type: list
     elements: str
+  check_retries:
+    description:
+      - Times to run O(check_command) again after it fails, O(check_delay) seconds apart, before the task
+        fails. For a service the deployment restarts, which may need a moment to answer.
+    type: int
+    default: 0
+  check_delay:
+    description:
+      - Seconds between two runs of O(check_command) (see O(check_retries)).
+    type: float
+    default: 2
+  check_timeout:
+    description:
+      - Seconds one run of O(check_command) may take. A run that takes longer is killed with every
+        process it started and counts as failed (rc V(124)); V(0) sets no limit.
+    type: int
+    default: 600
   lock_timeout:
     description:
       - Seconds to wait for another run on the same O(venv) to finish before failing.
@@ -498,6 +515,9 @@ check:
     user:
       description: The user it ran as when that is not the module's user (O(owner)), else V(null).
       type: str
+    attempts:
+      description: How many times it ran (more than one when it failed and O(check_retries) allowed more).
+      type: int
   sample: {"cmd": ["/srv/myapp/venv/bin/myapp", "--version"], "rc": 0, "stdout": "myapp 1.0\n",
            "stdout_lines": ["myapp 1.0"], "stderr": "", "user": "myapp"}
 cmd:
@@ -544,6 +564,9 @@ ARGUMENT_SPEC = dict(
     mode=dict(type="raw"),
     keep_releases=dict(type="int", default=2),
     check_command=dict(type="list", elements="str"),
+    check_retries=dict(type="int", default=0),
+    check_delay=dict(type="float", default=2),
+    check_timeout=dict(type="int", default=600),
     lock_timeout=dict(type="int", default=600),
     incoming=dict(type="path"),
     manifest_sha256=dict(type="str"),
@@ -589,7 +612,9 @@ def finish(module: AnsibleModule, result: dict) -> None:
     if argv and not module.check_mode and module.params["state"] == "present" and not module.params["acknowledge"]:
         try:
             result["check"] = run_check_command(argv, module.params["venv"], module.params["owner"],
-                                                module.params["group"])
+                                                module.params["group"], retries=max(module.params["check_retries"], 0),
+                                                delay=max(module.params["check_delay"], 0.0),
+                                                timeout=module.params["check_timeout"] or None)
         except KeyError as exc:
             module.fail_json(msg=exc.args[0], **result)
         if result["check"]["rc"] != 0:

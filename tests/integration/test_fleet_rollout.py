@@ -121,3 +121,24 @@ def test_a_bad_batch_stops_the_rollout_and_rolls_back(fleet):
         "(uv_deploy_max_fail_percentage 0)"
     assert [line.split()[:3] for line in lines[2:]] == [["fleet-1", "1", "changed"], [BAD, "2", "rolled"],
                                                         ["fleet-3", "3", "not"], ["fleet-4", "4", "not"]]
+
+
+def test_a_check_that_passes_when_retried_keeps_the_new_release(fleet):
+    """A service that needs a moment after the deployment: its check fails on the first run and passes on
+    the second; with uv_deploy_check_retries the host keeps its new release (not rolled back)."""
+    tmp, inventory, projects = fleet
+    host = "fleet-3"
+    before = os.path.basename(release_state(host)[0])
+    # Each run appends a line; only the second and later pass.
+    warming = ["python", "-c", "import sys; f = open('/tmp/check-runs', 'a+'); f.write('x\\n'); f.seek(0); "
+               "sys.exit(0 if len(f.readlines()) >= 2 else 3)"]
+    sh(host, "rm -f /tmp/check-runs")
+    run = deploy(tmp, inventory, projects["v2"], "-e", "airgap_uv_hosts=%s" % host,
+                 "-e", json.dumps({"uv_deploy_check_command": warming, "uv_deploy_check_retries": 2,
+                                   "uv_deploy_check_delay": 0.5}),
+                 "-e", "uv_deploy_report_path=%s" % (tmp / "retried.json"))
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert sh(host, "wc -l < /tmp/check-runs").strip() == "2"
+    row = json.loads((tmp / "retried.json").read_text())["hosts"][host]
+    assert (row["status"], row["version"], row["check"]) == ("changed", "0.2.0", "passed"), row
+    assert os.path.basename(release_state(host)[0]) != before and host_packages(host)["hello-airgap"] == "0.2.0"
