@@ -268,3 +268,33 @@ def test_hosts_pull_their_wheels_and_uv_from_the_mirror(enclave):
     assert "%s/packages/%s" % (base, uv_zip[0]) in refused.stdout
     assert sh(CLIENT, "readlink %s/venv" % APP_ROOT) == in_service
     assert sh(CLIENT, "ls -A %s/.incoming 2>/dev/null || true" % APP_ROOT).strip() == ""
+
+
+def test_a_mirror_server_from_a_bundle_locks_nothing(enclave):
+    """Inside the air gap the controller cannot lock pypiserver's project. The connected side writes and locks
+    it (playbook airgap.uv.mirror_server_project) and bundles it for the mirror host's target; inside, the
+    mirror role deploys the server from that bundle, never running the controller's uv."""
+    tmp, inventory, dummy = enclave
+
+    def play(*argv: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), *argv], env=ansible_env(), cwd=str(tmp),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        return proc
+
+    # Outside: the project, and a bundle for the target the inside described (fleet-m1 becomes a second mirror).
+    play("airgap.uv.mirror_server_project", "-e", "uv_mirror_project_dir=%s" % (tmp / "server-project"))
+    play("-i", inventory, "airgap.uv.targets", "-e", "airgap_uv_hosts=%s" % CLIENT,
+         "-e", "uv_deploy_targets_file=%s" % (tmp / "server-targets.yml"))
+    play("airgap.uv.bundle", "-e", "uv_deploy_project=%s" % (tmp / "server-project" / "airgap-uv-mirror"),
+         "-e", "uv_deploy_targets_file=%s" % (tmp / "server-targets.yml"), "-e", "uv_deploy_bundle=%s" % (tmp / "server.tar"))
+    # Inside: no uv to lock with, no project directory; the server comes from the bundle.
+    inside = play("-i", inventory, "airgap.uv.mirror", "-e", "airgap_uv_mirror_hosts=%s" % CLIENT,
+                  "-e", "uv_mirror_server_bundle=%s" % (tmp / "server.tar"), "-e", "uv_mirror_bundle_allow_unsigned=true",
+                  "-e", "uv_mirror_bundle_store=%s" % (tmp / "server-store"), "-e", "uv_mirror_uv=/nonexistent/uv",
+                  "-e", "uv_mirror_project_dir=%s" % (tmp / "no-project"))
+    assert "Lock the server's uv project" not in inside.stdout and not (tmp / "no-project").exists()
+    assert sh(CLIENT, "readlink %s/venv" % ROOT).startswith(".venv.releases/")
+    listed = subprocess.run([TESTBED, "status", "--json"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    address = {h["name"]: h for h in json.loads(listed)}[CLIENT]["enclave_addr"]
+    assert "Simple Index" in fetch(MIRROR, "http://%s:8080/simple/" % address).decode()
