@@ -588,6 +588,11 @@ def main() -> None:
         required_if=[("state", "present", ["uv", "wheelhouse", "requirements"])],
         supports_check_mode=True,
     )
+    negative = [name for name in ("check_retries", "check_delay", "check_timeout") if module.params[name] < 0]
+    if negative:
+        # Refused before anything changes: a check that cannot run as asked would fail after the switch.
+        module.fail_json(msg="%s cannot be negative (got %s); use 0 for no retries, no delay or no time limit."
+                         % (" and ".join(negative), ", ".join(str(module.params[n]) for n in negative)))
     runner = SyncRunner(
         module.params,
         check_mode=module.check_mode,
@@ -612,8 +617,8 @@ def finish(module: AnsibleModule, result: dict) -> None:
     if argv and not module.check_mode and module.params["state"] == "present" and not module.params["acknowledge"]:
         try:
             result["check"] = run_check_command(argv, module.params["venv"], module.params["owner"],
-                                                module.params["group"], retries=max(module.params["check_retries"], 0),
-                                                delay=max(module.params["check_delay"], 0.0),
+                                                module.params["group"], retries=module.params["check_retries"],
+                                                delay=module.params["check_delay"],
                                                 timeout=module.params["check_timeout"] or None)
         except KeyError as exc:
             module.fail_json(msg=exc.args[0], **result)

@@ -622,6 +622,12 @@ def test_bad_mode_refused_before_anything(bundle, mode, fragment):
     assert not (bundle.root / "app").exists()
 
 
+def test_negative_check_settings_refused_before_anything(bundle):
+    result = bundle.run(check_command=["python", "-c", "pass"], check_retries=-1, check_timeout=-5)
+    assert result["failed"] and "check_retries and check_timeout cannot be negative (got -1, -5)" in result["msg"]
+    assert not (bundle.root / "app").exists()
+
+
 def test_concurrent_runs_serialize(bundle):
     bundle.wrap_uv("sleep")
     results = [None, None]
